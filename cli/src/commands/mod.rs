@@ -1,0 +1,4 @@
+//! One module per `kiln` command (or command group).
+
+pub mod completion;
+pub mod version;

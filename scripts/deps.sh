@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing kiln need. Idempotent.
+# Needs root (or sudo) and Debian's package mirrors; nothing else from the network.
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config   # crates that build C
+  busybox-static               # the offline base image for examples and tests
+  python3                      # test helpers
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "deps.sh: cargo not found: install Rust with rustup first" >&2; exit 1; }
