@@ -4,4 +4,12 @@
 //! definition, its inputs' keys and the content of the files it reads), and
 //! ready vertices run in parallel.
 //!
-//! Nothing lives here yet: the solver issue fills it in.
+//! - [`op`]: the vocabulary (what a vertex does).
+//! - [`graph`]: vertices and their inputs.
+//! - [`key`]: cache keys, and why a key changed ([`key::DirtyReason`]).
+//! - [`scheduler`]: runs what a target needs, in parallel, through a [`scheduler::Worker`].
+
+pub mod graph;
+pub mod key;
+pub mod op;
+pub mod scheduler;
