@@ -7,9 +7,12 @@
 //! - [`op`]: the vocabulary (what a vertex does).
 //! - [`graph`]: vertices and their inputs.
 //! - [`key`]: cache keys, and why a key changed ([`key::DirtyReason`]).
+//! - [`context`] and [`statcache`]: the build context, digested by what a step reads.
 //! - [`scheduler`]: runs what a target needs, in parallel, through a [`scheduler::Worker`].
 
+pub mod context;
 pub mod graph;
 pub mod key;
 pub mod op;
 pub mod scheduler;
+pub mod statcache;
