@@ -5,6 +5,7 @@
 //! errors; here they become `anyhow` errors with context, printed once.
 
 mod commands;
+mod progress;
 mod root;
 
 use std::path::PathBuf;

@@ -70,6 +70,16 @@ pub enum Event {
         /// How long it ran.
         elapsed: Duration,
     },
+    /// Output of a running vertex (a RUN step's stdout or stderr), as it comes.
+    /// Sent by workers through a clone of [`SolveOptions::events`].
+    Log {
+        /// The vertex.
+        vertex: VertexId,
+        /// 1 for stdout, 2 for stderr.
+        stream: u8,
+        /// The bytes, not necessarily whole lines.
+        data: Vec<u8>,
+    },
     /// The vertex failed; the solve is being cancelled.
     Failed {
         /// The vertex.
