@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod graph;
+pub mod imageconfig;
 pub mod key;
 pub mod op;
 pub mod scheduler;
