@@ -15,14 +15,17 @@
 pub mod directives;
 pub mod error;
 pub mod heredoc;
+pub mod instructions;
 pub mod line_parsers;
 pub mod node;
+pub mod outline;
 pub mod quote;
 pub mod raw;
 pub mod span;
 
 pub use error::{ErrorKind, ParseError};
-pub use node::{RawArg, RawDockerfile, RawInstruction, RawWord, Warning};
+pub use instructions::{Command, Dockerfile, Instruction, Stage};
+pub use node::{RawArg, RawDockerfile, RawInstruction, Warning, Word};
 pub use raw::parse_raw;
 pub use span::{Position, Span};
 
@@ -45,4 +48,17 @@ pub fn decode(bytes: &[u8], file: &str) -> Result<String, ParseError> {
             ))
         }
     }
+}
+
+/// Parses and checks a whole Dockerfile: the line-level parse, then every
+/// instruction's flags and arguments, grouped into stages.
+pub fn parse(text: &str, file: &str) -> Result<Dockerfile, ParseError> {
+    let raw = parse_raw(text, file)?;
+    instructions::from_raw(raw, text, file)
+}
+
+/// [`parse`] for bytes (checks they are UTF-8 first).
+pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Dockerfile, ParseError> {
+    let text = decode(bytes, file)?;
+    parse(&text, file)
 }

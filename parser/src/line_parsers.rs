@@ -3,7 +3,7 @@
 //! logical line and the offset of that text in the line, and returns words
 //! with their spans.
 
-use crate::node::{RawArg, RawInstruction, RawWord};
+use crate::node::{RawArg, RawInstruction, Word};
 use crate::span::{LineIndex, Span};
 
 /// Why a line's arguments could not be split.
@@ -73,7 +73,7 @@ impl Cx<'_> {
     }
 
     fn word(&self, value: impl Into<String>, start: usize, end: usize) -> RawArg {
-        RawArg::Word(RawWord {
+        RawArg::Word(Word {
             value: value.into(),
             span: self.span(start, end),
         })
@@ -118,15 +118,20 @@ fn is_space_byte(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
-/// Splits a line into keyword, flags and the argument text, then hands the
-/// arguments to the instruction's line parser (BuildKit's `newNodeFromLine`).
-/// `base` is the offset of `line` in the logical line.
-pub fn node_from_line(
-    line: &str,
-    base: usize,
-    cx: &Cx<'_>,
-    comments: Vec<String>,
-) -> Result<RawInstruction, LineError> {
+/// The keyword, flags and argument text of one line.
+struct Head<'l> {
+    keyword: &'l str,
+    lower: String,
+    flags: Vec<Word>,
+    args_text: &'l str,
+    args_at: usize,
+    start: usize,
+    end: usize,
+    cmd_end: usize,
+}
+
+/// BuildKit's `splitCommand`: keyword, then flags, then the trimmed rest.
+fn split_head<'l>(line: &'l str, base: usize, cx: &Cx<'_>) -> Head<'l> {
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
     let t0 = base + lead;
@@ -142,7 +147,7 @@ pub fn node_from_line(
         let rest = &trimmed[rs..];
         let (after_flags, words) = extract_builder_flags(rest, cx.escape);
         for (value, s, e) in words {
-            flags.push(RawWord {
+            flags.push(Word {
                 value,
                 span: cx.span(t0 + rs + s, t0 + rs + e),
             });
@@ -153,8 +158,81 @@ pub fn node_from_line(
         args_text = a.trim();
         args_at = t0 + after_at + lead;
     }
-    let lower = crate::node::go_lower(keyword);
-    let (args, json) = match lower.as_str() {
+    Head {
+        keyword,
+        lower: crate::node::go_lower(keyword),
+        flags,
+        args_text,
+        args_at,
+        start: t0,
+        end: t0 + trimmed.len(),
+        cmd_end: t0 + cmd_end,
+    }
+}
+
+fn make_node(
+    head: Head<'_>,
+    args: Vec<RawArg>,
+    json: bool,
+    original: String,
+    cx: &Cx<'_>,
+) -> RawInstruction {
+    RawInstruction {
+        keyword: head.keyword.to_string(),
+        keyword_span: cx.span(head.start, head.cmd_end),
+        flags: head.flags,
+        args,
+        json,
+        original,
+        heredocs: Vec::new(),
+        comments: Vec::new(),
+        span: cx.span(head.start, head.end),
+        args_span: cx.span(head.args_at, head.args_at + head.args_text.len()),
+    }
+}
+
+/// Splits a line into keyword, flags and the argument text, then hands the
+/// arguments to the instruction's line parser (BuildKit's `newNodeFromLine`).
+/// `base` is the offset of `line` in the logical line. `ONBUILD` nests the
+/// node of its argument text; that nesting is built in a loop, not by
+/// recursion, so `ONBUILD ONBUILD ...` cannot exhaust the stack, and only
+/// the outer two levels keep their `original` text (deeper levels are
+/// rejected by the instruction checks anyway).
+pub fn node_from_line(
+    line: &str,
+    base: usize,
+    cx: &Cx<'_>,
+    comments: Vec<String>,
+) -> Result<RawInstruction, LineError> {
+    let mut chain: Vec<(Head<'_>, String)> = Vec::new();
+    let mut cur = (line, base);
+    let leaf = loop {
+        let head = split_head(cur.0, cur.1, cx);
+        let original = if chain.len() < 2 {
+            cur.0.to_string()
+        } else {
+            String::new()
+        };
+        if head.lower == "onbuild" && !head.args_text.is_empty() {
+            cur = (head.args_text, head.args_at);
+            chain.push((head, original));
+            continue;
+        }
+        let (args, json) = dispatch(&head, cx)?;
+        break make_node(head, args, json, original, cx);
+    };
+    let mut node = leaf;
+    while let Some((head, original)) = chain.pop() {
+        node = make_node(head, vec![RawArg::Sub(Box::new(node))], false, original, cx);
+    }
+    node.comments = comments;
+    Ok(node)
+}
+
+/// Splits the arguments of every instruction but a non-empty `ONBUILD`.
+fn dispatch(head: &Head<'_>, cx: &Cx<'_>) -> Result<(Vec<RawArg>, bool), LineError> {
+    let (args_text, args_at) = (head.args_text, head.args_at);
+    Ok(match head.lower.as_str() {
         "add" | "copy" | "volume" => parse_maybe_json_to_list(args_text, args_at, cx)?,
         "arg" => (parse_name_or_name_val(args_text, args_at, cx), false),
         "cmd" | "entrypoint" | "run" | "shell" => parse_maybe_json(args_text, args_at, cx)?,
@@ -165,30 +243,10 @@ pub fn node_from_line(
         "maintainer" | "stopsignal" | "user" | "workdir" => {
             (parse_string(args_text, args_at, cx), false)
         }
-        "onbuild" => {
-            if args_text.is_empty() {
-                (Vec::new(), false)
-            } else {
-                let sub = node_from_line(args_text, args_at, cx, Vec::new())?;
-                (vec![RawArg::Sub(Box::new(sub))], false)
-            }
-        }
+        "onbuild" => (Vec::new(), false),
         // BuildKit's parser keeps unknown instructions with one empty
         // argument; the instruction layer rejects them.
         _ => (vec![cx.word("", args_at, args_at)], false),
-    };
-    let end = t0 + trimmed.len();
-    Ok(RawInstruction {
-        keyword: keyword.to_string(),
-        keyword_span: cx.span(t0, t0 + cmd_end),
-        flags,
-        args,
-        json,
-        original: line.to_string(),
-        heredocs: Vec::new(),
-        comments,
-        span: cx.span(t0, end),
-        args_span: cx.span(args_at, args_at + args_text.len()),
     })
 }
 

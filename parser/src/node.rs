@@ -10,7 +10,7 @@ use crate::span::Span;
 
 /// A word of an instruction line (a flag, an argument) with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RawWord {
+pub struct Word {
     /// The word as BuildKit's line parser produced it (quotes kept where it keeps them).
     pub value: String,
     /// Where the word was written. Words of a JSON array all carry the span
@@ -22,7 +22,7 @@ pub struct RawWord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawArg {
     /// A plain string argument.
-    Word(RawWord),
+    Word(Word),
     /// The instruction an `ONBUILD` wraps.
     Sub(Box<RawInstruction>),
 }
@@ -35,7 +35,7 @@ pub struct RawInstruction {
     /// Where the keyword was written.
     pub keyword_span: Span,
     /// The leading `--name[=value]` words, quotes and escapes removed.
-    pub flags: Vec<RawWord>,
+    pub flags: Vec<Word>,
     /// The arguments, split as BuildKit splits them for this instruction.
     pub args: Vec<RawArg>,
     /// Whether the arguments were a JSON array (exec form).
@@ -76,26 +76,19 @@ pub struct RawDockerfile {
 }
 
 impl RawInstruction {
-    /// The argument strings, with an `ONBUILD` trigger flattened in as
-    /// BuildKit's `nodeArgs` does (keyword first, then its arguments).
-    pub fn arg_values(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for arg in &self.args {
-            match arg {
-                RawArg::Word(w) => out.push(w.value.clone()),
-                RawArg::Sub(sub) => {
-                    out.push(sub.keyword.clone());
-                    out.extend(sub.arg_values());
-                }
-            }
-        }
-        out
-    }
-
     /// This instruction as one s-expression (`(run "echo hi")`), exactly as
     /// BuildKit's `Node.Dump` prints it.
     pub fn dump(&self) -> String {
-        let mut s = go_lower(&self.keyword);
+        let mut s = String::new();
+        self.dump_into(&mut s);
+        s
+    }
+
+    /// Appends the dump to `s` (nested `ONBUILD`s write into the same
+    /// buffer, so the dump stays linear in the input).
+    fn dump_into(&self, s: &mut String) {
+        let start = s.len();
+        s.push_str(&go_lower(&self.keyword));
         if !self.flags.is_empty() {
             s.push(' ');
             s.push_str(&go_quote_list(self.flags.iter().map(|f| f.value.as_str())));
@@ -106,12 +99,17 @@ impl RawInstruction {
                 RawArg::Word(w) => s.push_str(&go_quote(&w.value)),
                 RawArg::Sub(sub) => {
                     s.push('(');
-                    s.push_str(&sub.dump());
+                    sub.dump_into(s);
                     s.push(')');
                 }
             }
         }
-        s.trim().to_string()
+        // Go trims the dump of every node. It never ends in whitespace (a
+        // quote, `)` or `]` closes it), and only starts with a space when the
+        // keyword is empty (a line holding just a continuation).
+        if s[start..].starts_with(' ') {
+            s.remove(start);
+        }
     }
 }
 
@@ -122,7 +120,7 @@ impl RawDockerfile {
         let mut out = String::new();
         for ins in &self.instructions {
             out.push('(');
-            out.push_str(&ins.dump());
+            ins.dump_into(&mut out);
             out.push_str(")\n");
         }
         out

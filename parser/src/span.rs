@@ -48,6 +48,15 @@ pub struct LineIndex<'a> {
     text: &'a str,
     /// Byte offset of the first byte of every line.
     line_starts: Vec<usize>,
+    /// Number of characters before every `BLOCK`-byte boundary, so a column
+    /// costs at most one block of counting (keeps span building linear).
+    block_chars: Vec<usize>,
+}
+
+const BLOCK: usize = 256;
+
+fn is_char_start(b: u8) -> bool {
+    b & 0xC0 != 0x80
 }
 
 impl<'a> LineIndex<'a> {
@@ -60,7 +69,27 @@ impl<'a> LineIndex<'a> {
                 .filter(|&(_, b)| b == b'\n')
                 .map(|(i, _)| i + 1),
         );
-        LineIndex { text, line_starts }
+        let mut block_chars = Vec::with_capacity(text.len() / BLOCK + 1);
+        let mut count = 0;
+        for chunk in text.as_bytes().chunks(BLOCK) {
+            block_chars.push(count);
+            count += chunk.iter().filter(|&&b| is_char_start(b)).count();
+        }
+        LineIndex {
+            text,
+            line_starts,
+            block_chars,
+        }
+    }
+
+    /// Characters before byte `offset` (a character boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / BLOCK;
+        let base = self.block_chars.get(block).copied().unwrap_or(0);
+        base + self.text.as_bytes()[block * BLOCK..offset]
+            .iter()
+            .filter(|&&b| is_char_start(b))
+            .count()
     }
 
     /// The position of byte `offset` (clamped to the text, moved back to a
@@ -75,7 +104,7 @@ impl<'a> LineIndex<'a> {
             Err(i) => i - 1,
         };
         let line_start = self.line_starts[line_idx];
-        let column = self.text[line_start..offset].chars().count() + 1;
+        let column = self.chars_before(offset) - self.chars_before(line_start) + 1;
         Position {
             offset,
             line: line_idx + 1,

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long)]
     dump: bool,
     /// Stop after the line-level parse (what BuildKit's parser package
-    /// accepts); skip the instruction checks.
+    /// accepts) and print its dump; skip the instruction checks.
     #[arg(long)]
     syntax_only: bool,
 }
@@ -42,25 +42,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let bytes = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
         (name, bytes)
     };
-    let result = kiln_parser::decode(&bytes, &name)
-        .and_then(|text| kiln_parser::parse_raw(&text, &name).map(|raw| (text, raw)));
-    let (_text, raw) = match result {
-        Ok(v) => v,
+    let text = match kiln_parser::decode(&bytes, &name) {
+        Ok(t) => t,
         Err(err) => return Ok(report(err)),
     };
-    if args.dump {
-        print!("{}", raw.dump());
+    let raw = match kiln_parser::parse_raw(&text, &name) {
+        Ok(raw) => raw,
+        Err(err) => return Ok(report(err)),
+    };
+    let dump = args.dump.then(|| raw.dump());
+    if args.syntax_only {
+        print!("{}", dump.unwrap_or_else(|| raw.dump()));
         return Ok(ExitCode::SUCCESS);
     }
-    let _ = args.syntax_only;
-    let _ = args.json;
-    print!("{}", raw.dump());
+    let tree = match kiln_parser::instructions::from_raw(raw, &text, &name) {
+        Ok(tree) => tree,
+        Err(err) => return Ok(report(err)),
+    };
+    if let Some(dump) = dump {
+        print!("{dump}");
+    } else if args.json {
+        println!("{}", tree.to_json());
+    } else {
+        print!("{}", kiln_parser::outline::outline(&tree));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a parse error with its source excerpt and returns exit code 1.
 fn report(err: kiln_parser::ParseError) -> ExitCode {
-    eprintln!("kiln: error: {err}");
+    // The report's first line names file:line:column; then the source line
+    // with a marker and the suggestion, if any.
     eprintln!("{:?}", miette::Report::new(err));
     ExitCode::from(1)
 }
