@@ -36,6 +36,8 @@ enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
+    /// Parse a Dockerfile and print its syntax tree (outline, --json or --dump).
+    Parse(commands::parse::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version(args) => commands::version::run(&globals, args),
         Command::Completion(args) => commands::completion::run(args),
+        Command::Parse(args) => commands::parse::run(args),
     };
     match result {
         Ok(code) => code,

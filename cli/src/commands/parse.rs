@@ -1,0 +1,78 @@
+//! `kiln parse [-f Dockerfile] [--json | --dump]`
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Flags of `kiln parse`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The Dockerfile to read (`-` for standard input).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "PATH",
+        default_value = "Dockerfile"
+    )]
+    file: PathBuf,
+    /// Print the typed syntax tree as JSON (schema: parser/SCHEMA.md).
+    #[arg(long, conflicts_with = "dump")]
+    json: bool,
+    /// Print BuildKit's s-expression dump of the line-level parse.
+    #[arg(long)]
+    dump: bool,
+    /// Stop after the line-level parse (what BuildKit's parser package
+    /// accepts) and print its dump; skip the instruction checks.
+    #[arg(long)]
+    syntax_only: bool,
+}
+
+/// Parses the Dockerfile and prints it; a bad file exits 1 with a pointed error.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (name, bytes) = if args.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from standard input")?;
+        ("-".to_string(), buf)
+    } else {
+        let name = args.file.display().to_string();
+        let bytes = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
+        (name, bytes)
+    };
+    let text = match kiln_parser::decode(&bytes, &name) {
+        Ok(t) => t,
+        Err(err) => return Ok(report(err)),
+    };
+    let raw = match kiln_parser::parse_raw(&text, &name) {
+        Ok(raw) => raw,
+        Err(err) => return Ok(report(err)),
+    };
+    let dump = args.dump.then(|| raw.dump());
+    if args.syntax_only {
+        print!("{}", dump.unwrap_or_else(|| raw.dump()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tree = match kiln_parser::instructions::from_raw(raw, &text, &name) {
+        Ok(tree) => tree,
+        Err(err) => return Ok(report(err)),
+    };
+    if let Some(dump) = dump {
+        print!("{dump}");
+    } else if args.json {
+        println!("{}", tree.to_json());
+    } else {
+        print!("{}", kiln_parser::outline::outline(&tree));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a parse error with its source excerpt and returns exit code 1.
+fn report(err: kiln_parser::ParseError) -> ExitCode {
+    // The report's first line names file:line:column; then the source line
+    // with a marker and the suggestion, if any.
+    eprintln!("{:?}", miette::Report::new(err));
+    ExitCode::from(1)
+}
