@@ -4,3 +4,5 @@
 //! line continuations, heredocs, every instruction and its flags, BuildKit's
 //! word expansion, and `.dockerignore` matching. Every node carries its source
 //! span so later stages can point errors at the line a user wrote.
+
+pub mod shell;
