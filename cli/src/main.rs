@@ -35,6 +35,8 @@ enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
+    /// Look inside kiln's stages (e.g. `kiln debug expand WORD`).
+    Debug(commands::debug::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version(args) => commands::version::run(&globals, args),
         Command::Completion(args) => commands::completion::run(args),
+        Command::Debug(args) => commands::debug::run(args),
     };
     match result {
         Ok(code) => code,

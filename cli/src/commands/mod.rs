@@ -1,4 +1,5 @@
 //! One module per `kiln` command (or command group).
 
 pub mod completion;
+pub mod debug;
 pub mod version;
