@@ -5,4 +5,5 @@
 //! word expansion, and `.dockerignore` matching. Every node carries its source
 //! span so later stages can point errors at the line a user wrote.
 
+pub mod dockerignore;
 pub mod shell;
