@@ -440,6 +440,8 @@ impl Regex {
         let mut next: Vec<usize> = Vec::new();
         let mut seen = vec![usize::MAX; n];
         let mut stamp = 0usize;
+        let mut stack = Vec::new();
+        let mut tmp = Vec::new();
         // States before following empty-width instructions.
         let mut pending = vec![0usize];
         let mut pos = 0;
@@ -449,13 +451,13 @@ impl Regex {
             stamp += 2;
             cur.clear();
             for &pc in &pending {
-                self.closure(pc, pos, false, &mut seen, stamp, &mut cur);
+                self.closure(pc, pos, false, &mut seen, stamp, &mut stack, &mut cur);
             }
             if at_end_check {
                 // Check for a match of text[..pos]: `$` holds here.
-                let mut tmp = Vec::new();
+                tmp.clear();
                 for &pc in &pending {
-                    self.closure(pc, pos, true, &mut seen, stamp + 1, &mut tmp);
+                    self.closure(pc, pos, true, &mut seen, stamp + 1, &mut stack, &mut tmp);
                 }
                 if tmp.iter().any(|&pc| self.prog[pc] == Inst::Match) {
                     return true;
@@ -483,6 +485,7 @@ impl Regex {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn closure(
         &self,
         pc: usize,
@@ -490,9 +493,11 @@ impl Regex {
         at_end: bool,
         seen: &mut [usize],
         stamp: usize,
+        stack: &mut Vec<usize>,
         out: &mut Vec<usize>,
     ) {
-        let mut stack = vec![pc];
+        stack.clear();
+        stack.push(pc);
         while let Some(pc) = stack.pop() {
             if seen[pc] == stamp {
                 continue;

@@ -114,13 +114,14 @@ impl Glob {
         let mut clist = Threads::new(n);
         let mut nlist = Threads::new(n);
         let mut matched: Option<(usize, usize)> = None;
+        let mut stack = Vec::new();
         let mut pos = from;
         let mut iter = text[from..].char_indices().map(|(i, c)| (i + from, c));
         let mut next = iter.next();
         loop {
             if matched.is_none() && (!self.anchored || pos == from) {
                 // A new thread starting here has the lowest priority.
-                self.add(&mut clist, 0, pos, steps);
+                self.add(&mut clist, 0, pos, &mut stack, steps);
             }
             if clist.is_empty() {
                 break;
@@ -138,12 +139,12 @@ impl Glob {
                     }
                     Inst::Char(c) => {
                         if ch == Some(c) {
-                            self.add(&mut nlist, pc + 1, start, steps);
+                            self.add(&mut nlist, pc + 1, start, &mut stack, steps);
                         }
                     }
                     Inst::AnyNotNl => {
                         if matches!(ch, Some(c) if c != '\n') {
-                            self.add(&mut nlist, pc + 1, start, steps);
+                            self.add(&mut nlist, pc + 1, start, &mut stack, steps);
                         }
                     }
                     Inst::Split(..) | Inst::Jump(_) => {}
@@ -161,9 +162,17 @@ impl Glob {
     }
 
     /// Follows jumps and splits from `pc` in priority order.
-    fn add(&self, list: &mut Threads, pc: usize, start: usize, steps: &mut u64) {
+    fn add(
+        &self,
+        list: &mut Threads,
+        pc: usize,
+        start: usize,
+        stack: &mut Vec<usize>,
+        steps: &mut u64,
+    ) {
         // An explicit stack keeps deep patterns from overflowing the call stack.
-        let mut stack = vec![pc];
+        stack.clear();
+        stack.push(pc);
         while let Some(pc) = stack.pop() {
             *steps += 1;
             if !list.mark(pc) {
