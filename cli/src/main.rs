@@ -38,6 +38,8 @@ enum Command {
     Completion(commands::completion::Args),
     /// Parse a Dockerfile and print its syntax tree (outline, --json or --dump).
     Parse(commands::parse::Args),
+    /// Look inside kiln's stages (e.g. `kiln debug expand WORD`).
+    Debug(commands::debug::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Version(args) => commands::version::run(&globals, args),
         Command::Completion(args) => commands::completion::run(args),
         Command::Parse(args) => commands::parse::run(args),
+        Command::Debug(args) => commands::debug::run(args),
     };
     match result {
         Ok(code) => code,

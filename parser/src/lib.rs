@@ -13,6 +13,7 @@
 //! naming file, line and column, renderable with miette.
 
 pub mod directives;
+pub mod dockerignore;
 pub mod error;
 pub mod heredoc;
 pub mod instructions;
@@ -21,6 +22,7 @@ pub mod node;
 pub mod outline;
 pub mod quote;
 pub mod raw;
+pub mod shell;
 pub mod span;
 
 pub use error::{ErrorKind, ParseError};

@@ -2,4 +2,5 @@
 
 pub mod completion;
 pub mod parse;
+pub mod debug;
 pub mod version;
