@@ -25,13 +25,16 @@ pub struct Origin {
 pub struct Vertex {
     /// What the vertex does.
     pub op: Op,
-    /// The vertices whose filesystems it reads; for `Exec`, `File` and `Meta`
+    /// The vertices whose filesystems it reads; for `Exec` and `File`
     /// input 0 is the filesystem the result builds on.
     pub inputs: Vec<VertexId>,
     /// A short human label, e.g. `[build 2/4] RUN make`. Not part of the cache key.
     pub name: String,
     /// Where the vertex came from. Not part of the cache key.
     pub origin: Option<Origin>,
+    /// Run it even when its key is cached (`--no-cache-filter`). Not part of the key.
+    #[serde(default)]
+    pub ignore_cache: bool,
 }
 
 /// Errors building a graph.
@@ -157,14 +160,13 @@ fn check_input_indices(vertex: &Vertex) -> Result<(), GraphError> {
             FileAction::Copy(copy) => check("copy source", copy.input),
             _ => Ok(()),
         }),
-        Op::Meta(_) => check("metadata base", 0),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::{FileAction, FileOp, MetaOp, SourceOp};
+    use crate::op::{ExecOp, FileAction, FileOp, SourceOp};
 
     fn scratch() -> Vertex {
         Vertex {
@@ -172,22 +174,32 @@ mod tests {
             inputs: vec![],
             name: "scratch".into(),
             origin: None,
+            ignore_cache: false,
         }
     }
 
-    fn meta(input: VertexId) -> Vertex {
+    fn run(input: VertexId) -> Vertex {
         Vertex {
-            op: Op::Meta(MetaOp::User("nobody".into())),
+            op: Op::Exec(ExecOp {
+                args: vec!["true".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                network: Default::default(),
+                security: Default::default(),
+                mounts: vec![],
+            }),
             inputs: vec![input],
-            name: "USER nobody".into(),
+            name: "RUN true".into(),
             origin: None,
+            ignore_cache: false,
         }
     }
 
     #[test]
     fn inputs_must_exist_so_no_cycle_can_be_built() {
         let mut g = Graph::new();
-        let err = g.add(meta(VertexId(0))).unwrap_err();
+        let err = g.add(run(VertexId(0))).unwrap_err();
         assert_eq!(
             err,
             GraphError::UnknownInput {
@@ -196,7 +208,7 @@ mod tests {
             }
         );
         let s = g.add(scratch()).unwrap();
-        assert_eq!(g.add(meta(s)).unwrap(), VertexId(1));
+        assert_eq!(g.add(run(s)).unwrap(), VertexId(1));
     }
 
     #[test]
@@ -204,7 +216,7 @@ mod tests {
         let mut g = Graph::new();
         let no_base = Vertex {
             inputs: vec![],
-            ..meta(VertexId(0))
+            ..run(VertexId(0))
         };
         assert!(matches!(
             g.add(no_base),
@@ -228,6 +240,7 @@ mod tests {
             inputs: vec![s],
             name: "COPY a /".into(),
             origin: None,
+            ignore_cache: false,
         };
         assert!(matches!(
             g.add(copy),
@@ -243,10 +256,10 @@ mod tests {
     fn needed_by_skips_unrelated_stages() {
         let mut g = Graph::new();
         let a = g.add(scratch()).unwrap();
-        let a2 = g.add(meta(a)).unwrap();
+        let a2 = g.add(run(a)).unwrap();
         let b = g.add(scratch()).unwrap();
-        let _b2 = g.add(meta(b)).unwrap();
-        let c = g.add(meta(a2)).unwrap();
+        let _b2 = g.add(run(b)).unwrap();
+        let c = g.add(run(a2)).unwrap();
         assert_eq!(g.needed_by(c), vec![a, a2, c]);
         assert_eq!(g.needed_by(b), vec![b]);
     }

@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::op::{Healthcheck, MetaOp};
-
 /// An image config blob (`application/vnd.oci.image.config.v1+json`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ImageConfig {
@@ -185,10 +183,10 @@ pub struct StageState {
 
 impl ImageConfig {
     /// Applies one metadata change, as docker's builder does.
-    pub fn apply(&mut self, change: &MetaOp, stage: &mut StageState) {
+    pub fn apply(&mut self, change: &ConfigChange, stage: &mut StageState) {
         let c = &mut self.config;
         match change {
-            MetaOp::Env(pairs) => {
+            ConfigChange::Env(pairs) => {
                 let env = c.env.get_or_insert_with(Vec::new);
                 for (k, v) in pairs {
                     let entry = format!("{k}={v}");
@@ -201,25 +199,25 @@ impl ImageConfig {
                     }
                 }
             }
-            MetaOp::Labels(pairs) => {
+            ConfigChange::Labels(pairs) => {
                 let labels = c.labels.get_or_insert_with(BTreeMap::new);
                 for (k, v) in pairs {
                     labels.insert(k.clone(), v.clone());
                 }
             }
-            MetaOp::Cmd(args) => {
+            ConfigChange::Cmd(args) => {
                 c.cmd = Some(args.clone());
                 stage.cmd_set = true;
             }
-            MetaOp::Entrypoint(args) => {
+            ConfigChange::Entrypoint(args) => {
                 c.entrypoint = Some(args.clone());
                 if !stage.cmd_set {
                     c.cmd = None;
                 }
             }
-            MetaOp::Workdir(dir) => c.working_dir = Some(dir.clone()),
-            MetaOp::User(user) => c.user = Some(user.clone()),
-            MetaOp::Expose(ports) => {
+            ConfigChange::Workdir(dir) => c.working_dir = Some(dir.clone()),
+            ConfigChange::User(user) => c.user = Some(user.clone()),
+            ConfigChange::Expose(ports) => {
                 let set = c.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in ports {
                     let p = if p.contains('/') {
@@ -230,22 +228,22 @@ impl ImageConfig {
                     set.insert(p, Empty {});
                 }
             }
-            MetaOp::Volumes(paths) => {
+            ConfigChange::Volumes(paths) => {
                 let set = c.volumes.get_or_insert_with(BTreeMap::new);
                 for p in paths {
                     set.insert(p.clone(), Empty {});
                 }
             }
-            MetaOp::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
-            MetaOp::Shell(shell) => c.shell = Some(shell.clone()),
-            MetaOp::Healthcheck(None) => {
+            ConfigChange::StopSignal(sig) => c.stop_signal = Some(sig.clone()),
+            ConfigChange::Shell(shell) => c.shell = Some(shell.clone()),
+            ConfigChange::Healthcheck(None) => {
                 c.healthcheck = Some(HealthConfig {
                     test: Some(vec!["NONE".into()]),
                     ..Default::default()
                 })
             }
-            MetaOp::Healthcheck(Some(h)) => c.healthcheck = Some(health_config(h)),
-            MetaOp::Onbuild(trigger) => c
+            ConfigChange::Healthcheck(Some(h)) => c.healthcheck = Some(health_config(h)),
+            ConfigChange::Onbuild(trigger) => c
                 .on_build
                 .get_or_insert_with(Vec::new)
                 .push(trigger.clone()),
@@ -262,6 +260,54 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
         start_interval: h.start_interval_ns,
         retries: u64::from(h.retries),
     }
+}
+
+/// One change to the image configuration, made by a metadata instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConfigChange {
+    /// Set environment variables (ENV).
+    Env(Vec<(String, String)>),
+    /// Set labels (LABEL, MAINTAINER).
+    Labels(Vec<(String, String)>),
+    /// Set the default command (CMD).
+    Cmd(Vec<String>),
+    /// Set the entrypoint (ENTRYPOINT); clears an inherited CMD as docker does.
+    Entrypoint(Vec<String>),
+    /// Set the working directory (WORKDIR; the mkdir is a separate File op).
+    Workdir(String),
+    /// Set the user (USER).
+    User(String),
+    /// Add exposed ports (EXPOSE), e.g. `80/tcp`.
+    Expose(Vec<String>),
+    /// Add volumes (VOLUME).
+    Volumes(Vec<String>),
+    /// Set the stop signal (STOPSIGNAL).
+    StopSignal(String),
+    /// Set the shell used by shell-form instructions (SHELL).
+    Shell(Vec<String>),
+    /// Set or disable the healthcheck (HEALTHCHECK); `None` disables it.
+    Healthcheck(Option<Healthcheck>),
+    /// Record build-time triggers for images built FROM this one (ONBUILD).
+    Onbuild(String),
+}
+
+/// A container healthcheck, with durations in nanoseconds as in the OCI/docker config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Healthcheck {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval_ns: u64,
+    /// Time one check may take.
+    pub timeout_ns: u64,
+    /// Grace period after start.
+    pub start_period_ns: u64,
+    /// Time between checks during the start period.
+    pub start_interval_ns: u64,
+    /// Consecutive failures before unhealthy.
+    pub retries: u32,
 }
 
 #[cfg(test)]
@@ -290,7 +336,7 @@ mod tests {
         let mut c = base();
         let mut s = StageState::default();
         c.apply(
-            &MetaOp::Env(vec![("A".into(), "2".into()), ("B".into(), "x=y".into())]),
+            &ConfigChange::Env(vec![("A".into(), "2".into()), ("B".into(), "x=y".into())]),
             &mut s,
         );
         assert_eq!(
@@ -304,12 +350,12 @@ mod tests {
     fn entrypoint_clears_an_inherited_cmd_but_not_one_set_in_the_stage() {
         let mut c = base();
         let mut s = StageState::default();
-        c.apply(&MetaOp::Entrypoint(vec!["/app".into()]), &mut s);
+        c.apply(&ConfigChange::Entrypoint(vec!["/app".into()]), &mut s);
         assert_eq!(c.config.cmd, None);
         let mut c = base();
         let mut s = StageState::default();
-        c.apply(&MetaOp::Cmd(vec!["--help".into()]), &mut s);
-        c.apply(&MetaOp::Entrypoint(vec!["/app".into()]), &mut s);
+        c.apply(&ConfigChange::Cmd(vec!["--help".into()]), &mut s);
+        c.apply(&ConfigChange::Entrypoint(vec!["/app".into()]), &mut s);
         assert_eq!(c.config.cmd, Some(vec!["--help".into()]));
     }
 
@@ -317,8 +363,11 @@ mod tests {
     fn expose_defaults_to_tcp_and_healthcheck_none_is_explicit() {
         let mut c = base();
         let mut s = StageState::default();
-        c.apply(&MetaOp::Expose(vec!["80".into(), "53/UDP".into()]), &mut s);
-        c.apply(&MetaOp::Healthcheck(None), &mut s);
+        c.apply(
+            &ConfigChange::Expose(vec!["80".into(), "53/UDP".into()]),
+            &mut s,
+        );
+        c.apply(&ConfigChange::Healthcheck(None), &mut s);
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(
             json["config"]["ExposedPorts"],

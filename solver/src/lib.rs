@@ -11,6 +11,7 @@
 //! - [`scheduler`]: runs what a target needs, in parallel, through a [`scheduler::Worker`].
 
 pub mod context;
+pub mod frontend;
 pub mod graph;
 pub mod imageconfig;
 pub mod key;

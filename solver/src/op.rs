@@ -19,10 +19,6 @@ pub enum Op {
     Exec(ExecOp),
     /// Filesystem edits done without a container (COPY, ADD, WORKDIR's mkdir).
     File(FileOp),
-    /// Image configuration changes (ENV, CMD, LABEL, ...). The filesystem of
-    /// its single input passes through unchanged; the exporter folds these
-    /// changes, in order, into the image config and its history.
-    Meta(MetaOp),
 }
 
 /// Where a source filesystem comes from.
@@ -143,10 +139,12 @@ pub enum MountKind {
         /// Size limit in bytes (0: the kernel's default).
         size: u64,
     },
-    /// A secret file, by id only: its content is never part of the graph.
+    /// A secret file or variable, by id only: its content is never part of the graph.
     Secret {
         /// The secret's id (`--secret id=...`).
         id: String,
+        /// Expose it as this environment variable instead of (or besides) a file.
+        env: Option<String>,
         /// Fail the step when the secret is missing, unless optional.
         required: bool,
         /// File mode inside the container.
@@ -269,52 +267,4 @@ pub struct CopyAction {
     pub unpack_archives: bool,
     /// Follow a symlink given directly as a source.
     pub follow_symlinks: bool,
-}
-
-/// Image configuration changes carried by a [`Op::Meta`] vertex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum MetaOp {
-    /// Set environment variables (ENV).
-    Env(Vec<(String, String)>),
-    /// Set labels (LABEL, MAINTAINER).
-    Labels(Vec<(String, String)>),
-    /// Set the default command (CMD).
-    Cmd(Vec<String>),
-    /// Set the entrypoint (ENTRYPOINT); clears an inherited CMD as docker does.
-    Entrypoint(Vec<String>),
-    /// Set the working directory (WORKDIR; the mkdir is a separate File op).
-    Workdir(String),
-    /// Set the user (USER).
-    User(String),
-    /// Add exposed ports (EXPOSE), e.g. `80/tcp`.
-    Expose(Vec<String>),
-    /// Add volumes (VOLUME).
-    Volumes(Vec<String>),
-    /// Set the stop signal (STOPSIGNAL).
-    StopSignal(String),
-    /// Set the shell used by shell-form instructions (SHELL).
-    Shell(Vec<String>),
-    /// Set or disable the healthcheck (HEALTHCHECK); `None` disables it.
-    Healthcheck(Option<Healthcheck>),
-    /// Record build-time triggers for images built FROM this one (ONBUILD).
-    Onbuild(String),
-}
-
-/// A container healthcheck, with durations in nanoseconds as in the OCI/docker config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Healthcheck {
-    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
-    pub test: Vec<String>,
-    /// Time between checks.
-    pub interval_ns: u64,
-    /// Time one check may take.
-    pub timeout_ns: u64,
-    /// Grace period after start.
-    pub start_period_ns: u64,
-    /// Time between checks during the start period.
-    pub start_interval_ns: u64,
-    /// Consecutive failures before unhealthy.
-    pub retries: u32,
 }

@@ -273,7 +273,7 @@ impl<W: Worker> Run<W> {
 
     async fn compute(self: Arc<Self>, id: VertexId) -> Result<W::Output, SolveError<W::Error>> {
         let record = &self.keys[&id];
-        if !self.options.no_cache {
+        if !self.options.no_cache && !self.graph.vertex(id).ignore_cache {
             match self.worker.lookup(record).await {
                 Ok(Some(out)) => {
                     self.emit(Event::Cached { vertex: id });
@@ -437,6 +437,7 @@ mod tests {
             inputs: vec![],
             name: name.into(),
             origin: None,
+            ignore_cache: false,
         })
         .unwrap()
     }
@@ -455,6 +456,7 @@ mod tests {
             inputs: inputs.to_vec(),
             name: name.into(),
             origin: None,
+            ignore_cache: false,
         })
         .unwrap()
     }
@@ -591,6 +593,7 @@ mod tests {
                 inputs: vec![],
                 name: "context".into(),
                 origin: None,
+                ignore_cache: false,
             })
             .unwrap();
         let step = exec(&mut g, "copy", "ok", &[ctx]);

@@ -1,6 +1,6 @@
 //! One module per `kiln` command (or command group).
 
 pub mod completion;
-pub mod parse;
 pub mod debug;
+pub mod parse;
 pub mod version;
