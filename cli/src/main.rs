@@ -38,6 +38,8 @@ enum Command {
     Completion(commands::completion::Args),
     /// Parse a Dockerfile and print its syntax tree (outline, --json or --dump).
     Parse(commands::parse::Args),
+    /// Check a Dockerfile against BuildKit's build rules (as `docker build --check`).
+    Lint(commands::lint::Args),
     /// Look inside kiln's stages (e.g. `kiln debug expand WORD`).
     Debug(commands::debug::Args),
 }
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Completion(args) => commands::completion::run(args),
         Command::Parse(args) => commands::parse::run(args),
         Command::Debug(args) => commands::debug::run(args),
+        Command::Lint(args) => commands::lint::run(args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ pub mod error;
 pub mod heredoc;
 pub mod instructions;
 pub mod line_parsers;
+pub mod lint;
 pub mod node;
 pub mod outline;
 pub mod quote;

@@ -2,5 +2,6 @@
 
 pub mod completion;
 pub mod debug;
+pub mod lint;
 pub mod parse;
 pub mod version;

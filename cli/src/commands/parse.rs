@@ -31,17 +31,7 @@ pub struct Args {
 
 /// Parses the Dockerfile and prints it; a bad file exits 1 with a pointed error.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (name, bytes) = if args.file.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading the Dockerfile from standard input")?;
-        ("-".to_string(), buf)
-    } else {
-        let name = args.file.display().to_string();
-        let bytes = std::fs::read(&args.file).with_context(|| format!("reading {name}"))?;
-        (name, bytes)
-    };
+    let (name, bytes) = read_dockerfile(&args.file)?;
     let text = match kiln_parser::decode(&bytes, &name) {
         Ok(t) => t,
         Err(err) => return Ok(report(err)),
@@ -69,8 +59,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads a Dockerfile from a path, or from standard input for `-`; returns
+/// the name errors should show and the bytes.
+pub fn read_dockerfile(path: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from standard input")?;
+        Ok(("-".to_string(), buf))
+    } else {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
+        Ok((name, bytes))
+    }
+}
+
 /// Prints a parse error with its source excerpt and returns exit code 1.
-fn report(err: kiln_parser::ParseError) -> ExitCode {
+pub fn report(err: kiln_parser::ParseError) -> ExitCode {
     // The report's first line names file:line:column; then the source line
     // with a marker and the suggestion, if any.
     eprintln!("{:?}", miette::Report::new(err));
