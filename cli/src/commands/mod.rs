@@ -1,4 +1,14 @@
 //! One module per `kiln` command (or command group).
 
 pub mod completion;
+pub mod display;
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod rmi;
+pub mod save;
+pub mod system;
+pub mod tag;
 pub mod version;
