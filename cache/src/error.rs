@@ -122,8 +122,18 @@ impl Error {
     }
     /// An unsafe-entry error.
     pub(crate) fn unsafe_entry(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        let mut path: String = path.into();
+        // A hostile name can be megabytes long; the message shows its start.
+        if path.len() > 256 {
+            let mut cut = 256;
+            while !path.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            path.truncate(cut);
+            path.push('…');
+        }
         Error::UnsafeEntry {
-            path: path.into(),
+            path,
             reason: reason.into(),
         }
     }

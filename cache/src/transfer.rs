@@ -450,6 +450,8 @@ pub struct ImportOptions {
     pub comment: Option<String>,
     /// Fixed times for the layer and config (else `SOURCE_DATE_EPOCH` or now).
     pub source_date_epoch: Option<i64>,
+    /// Limits for unpacking the tarball (default: [`ApplyOptions::default`]).
+    pub limits: Option<ApplyOptions>,
 }
 
 fn import_config(diff_id: &Digest, opts: &ImportOptions, source: &str) -> Result<Vec<u8>> {
@@ -491,7 +493,7 @@ pub fn import_rootfs_tar<R: Read + Send>(
             &fs_dir,
             &ApplyOptions {
                 mode: ApplyMode::Merged,
-                ..ApplyOptions::default()
+                ..opts.limits.unwrap_or_default()
             },
         )?;
         store.create_layer(

@@ -421,6 +421,15 @@ impl Applier {
                     self.created.insert(comps[..=i].join(&b'/'));
                     open(&cur).ctx(|| format!("open parent of {}", shown_s()))?
                 }
+                Err(Errno::NOENT) => {
+                    return Err(Error::unsafe_entry(
+                        shown_s(),
+                        format!(
+                            "{:?} does not exist in the layer",
+                            String::from_utf8_lossy(&comps[..=i].join(&b'/'))
+                        ),
+                    ))
+                }
                 Err(Errno::LOOP) | Err(Errno::XDEV) => {
                     return Err(Error::unsafe_entry(
                         shown_s(),

@@ -27,6 +27,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let opts = ImportOptions {
         comment: args.message.clone(),
         source_date_epoch: None,
+        limits: None,
     };
     let (_, id) = if args.source == "-" {
         transfer::import_rootfs_tar(&store, std::io::stdin(), &args.name, "-", &opts)?
