@@ -10,6 +10,8 @@
 //! - [`gc`]: reachability-based garbage collection and `check` (fsck).
 //! - [`store`]: [`Store`], the façade the CLI, solver and runtime use.
 
+#![warn(missing_docs)]
+
 pub mod content;
 pub mod digest;
 pub mod error;
