@@ -42,6 +42,26 @@ enum Command {
     Lint(commands::lint::Args),
     /// Look inside kiln's stages (e.g. `kiln debug expand WORD`).
     Debug(commands::debug::Args),
+    /// List images.
+    Images(commands::images::Args),
+    /// Manage images.
+    Image(commands::images::GroupArgs),
+    /// Show low-level information on images.
+    Inspect(commands::inspect::Args),
+    /// Show the history of an image.
+    History(commands::history::Args),
+    /// Create a name TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(commands::tag::Args),
+    /// Remove one or more images.
+    Rmi(commands::rmi::Args),
+    /// Save one or more images to a tar archive (docker-archive or OCI layout).
+    Save(commands::save::Args),
+    /// Load images from a tar archive or standard input.
+    Load(commands::load::Args),
+    /// Import a root file system tarball or directory as an image.
+    Import(commands::import::Args),
+    /// Manage kiln's store: disk usage, pruning, consistency check.
+    System(commands::system::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -64,6 +84,16 @@ fn main() -> ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Debug(args) => commands::debug::run(args),
         Command::Lint(args) => commands::lint::run(args),
+        Command::Images(args) => commands::images::run(&globals, args),
+        Command::Image(args) => commands::images::run_group(&globals, args),
+        Command::Inspect(args) => commands::inspect::run(&globals, args),
+        Command::History(args) => commands::history::run(&globals, args),
+        Command::Tag(args) => commands::tag::run(&globals, args),
+        Command::Rmi(args) => commands::rmi::run(&globals, args),
+        Command::Save(args) => commands::save::run(&globals, args),
+        Command::Load(args) => commands::load::run(&globals, args),
+        Command::Import(args) => commands::import::run(&globals, args),
+        Command::System(args) => commands::system::run(&globals, args),
     };
     match result {
         Ok(code) => code,

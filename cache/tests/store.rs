@@ -1,0 +1,221 @@
+//! The store end to end: names, tags, removal, leases against GC, the cache
+//! index, check and repair, and images written by other tools (skopeo)
+//! loading and unpacking to the same tree.
+
+mod common;
+
+use std::fs;
+
+use common::{assert_same_tree, have, sh, tree};
+use kiln_cache::gc::{check, prune, PruneOptions};
+use kiln_cache::layer::{CompressOptions, Compression, DiffSource, TarOptions};
+use kiln_cache::metadata::CacheRecord;
+use kiln_cache::transfer::{
+    import_rootfs_dir, load, save_docker, save_oci, ImportOptions, SaveItem,
+};
+use kiln_cache::{Digest, Error, Store};
+
+fn rootfs(dir: &std::path::Path) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::write(dir.join("bin/tool"), vec![7u8; 100_000]).unwrap();
+    fs::write(dir.join("etc/conf"), b"a=1\n").unwrap();
+    std::os::unix::fs::symlink("tool", dir.join("bin/alias")).unwrap();
+}
+
+#[test]
+fn names_tags_and_removal_behave_like_docker() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    let (_, id) = import_rootfs_dir(
+        &store,
+        &src,
+        "docker.io/library/app",
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(store.image("app").unwrap().id, id);
+    assert_eq!(store.image("app:latest").unwrap().id, id);
+    assert_eq!(store.image(&id.short()[..6]).unwrap().id, id);
+    assert_eq!(
+        store.image(&id.to_string()).unwrap().names,
+        vec!["app:latest".to_string()]
+    );
+    store.tag("app", "other/app:2").unwrap();
+    assert!(matches!(store.image("nope"), Err(Error::ImageNotFound(_))));
+    assert!(matches!(
+        store.tag("app", "Bad:Name"),
+        Err(Error::InvalidReference(..))
+    ));
+    // Removing by ID with two names needs force; by name it just untags.
+    assert!(matches!(
+        store.remove_image(id.short(), false),
+        Err(Error::Conflict(_))
+    ));
+    let (names, deleted) = store.remove_image("other/app:2", false).unwrap();
+    assert_eq!((names, deleted), (vec!["other/app:2".to_string()], None));
+    let (_, deleted) = store.remove_image("app", false).unwrap();
+    assert_eq!(deleted, Some(id));
+    let r = prune(&store, PruneOptions::default()).unwrap();
+    assert!(r.blobs >= 3, "{r:?}");
+    assert!(store.content().list().unwrap().is_empty());
+    assert!(check(&store, false).unwrap().is_clean());
+}
+
+#[test]
+fn leases_and_cache_records_keep_blobs_from_gc() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    let plain = CompressOptions {
+        compression: Compression::None,
+        ..CompressOptions::default()
+    };
+    {
+        let lease = store.lease("build-1").unwrap();
+        let l = store
+            .create_layer(DiffSource::Tree(&src), &TarOptions::default(), &plain)
+            .unwrap();
+        lease.add(std::slice::from_ref(&l.digest), &[]).unwrap();
+        prune(&store, PruneOptions { all: true }).unwrap();
+        assert!(
+            store.content().contains(&l.digest),
+            "a leased blob was collected"
+        );
+        store
+            .cache_put(
+                "key-1",
+                &CacheRecord {
+                    blobs: vec![l.digest.clone()],
+                    snapshots: vec![],
+                    value: serde_json::json!({"layer": l.digest.to_string()}),
+                    created: 0,
+                    last_used: 0,
+                },
+            )
+            .unwrap();
+        assert!(
+            store
+                .cache_put(
+                    "key-2",
+                    &CacheRecord {
+                        blobs: vec![Digest::of(b"absent")],
+                        snapshots: vec![],
+                        value: serde_json::Value::Null,
+                        created: 0,
+                        last_used: 0,
+                    }
+                )
+                .is_err(),
+            "a record pointing at a missing blob is refused"
+        );
+    }
+    let rec = store.cache_get("key-1").unwrap().unwrap();
+    prune(&store, PruneOptions::default()).unwrap();
+    assert!(
+        store.content().contains(&rec.blobs[0]),
+        "the cache record keeps its blob"
+    );
+    let r = prune(&store, PruneOptions { all: true }).unwrap();
+    assert_eq!(r.cache_records, 1);
+    assert!(!store.content().contains(&rec.blobs[0]));
+}
+
+#[test]
+fn check_finds_damage_and_repair_leaves_a_consistent_store() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    import_rootfs_dir(&store, &src, "a:1", &ImportOptions::default()).unwrap();
+    import_rootfs_dir(&store, &src.join("etc"), "b:1", &ImportOptions::default()).unwrap();
+    assert!(check(&store, false).unwrap().is_clean());
+    let layer = store.image("a:1").unwrap().layers().unwrap()[0].0.clone();
+    let p = store.content().path(&layer);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[600] ^= 1;
+    fs::write(&p, bytes).unwrap();
+    let r = check(&store, false).unwrap();
+    assert!(!r.is_clean());
+    assert!(
+        r.errors.iter().any(|e| e.contains(&layer.to_string())),
+        "{:?}",
+        r.errors
+    );
+    let r = check(&store, true).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    assert!(
+        store.image("a:1").is_err(),
+        "the broken image's name is dropped"
+    );
+    assert!(store.image("b:1").is_ok(), "the intact image stays");
+    assert!(check(&store, false).unwrap().is_clean());
+}
+
+#[test]
+fn archives_round_trip_and_foreign_ones_unpack_to_the_same_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    import_rootfs_dir(&store, &src, "app:1", &ImportOptions::default()).unwrap();
+    let img = store.image("app:1").unwrap();
+    let items = [SaveItem {
+        image: img.clone(),
+        names: vec!["app:1".into()],
+    }];
+    let oci = t.path().join("oci.tar");
+    let dock = t.path().join("docker.tar");
+    save_oci(&store, &items, fs::File::create(&oci).unwrap()).unwrap();
+    save_docker(&store, &items, fs::File::create(&dock).unwrap()).unwrap();
+    for a in [&oci, &dock] {
+        let other = Store::open(
+            &t.path()
+                .join(format!("root-{}", a.file_stem().unwrap().to_string_lossy())),
+        )
+        .unwrap();
+        let loaded = load(&other, fs::File::open(a).unwrap()).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].0.as_deref(), Some("app:1"));
+        assert_eq!(loaded[0].2, img.id, "the image ID survives the round trip");
+        let got = other.image("app:1").unwrap();
+        let dirs = other.unpack(&got).unwrap();
+        assert_same_tree("unpacked after load", &tree(&src), &tree(&dirs[0]));
+    }
+    if !have("skopeo") {
+        eprintln!("skopeo missing (scripts/deps.sh installs it): foreign archives skipped");
+        return;
+    }
+    // skopeo rewrites the archive its own way (gzip layers in OCI, its own docker-archive).
+    sh(&format!(
+        "cd {d}; skopeo copy -q --dest-compress oci-archive:oci.tar oci:layout:x; \
+         skopeo copy -q oci:layout:x docker-archive:foreign.tar:foreign/img:9",
+        d = t.path().display()
+    ));
+    let other = Store::open(&t.path().join("root-foreign")).unwrap();
+    load(
+        &other,
+        fs::File::open(t.path().join("foreign.tar")).unwrap(),
+    )
+    .unwrap();
+    let got = other.image("foreign/img:9").unwrap();
+    assert_eq!(got.diff_ids, img.diff_ids);
+    let dirs = other.unpack(&got).unwrap();
+    assert_same_tree("skopeo docker-archive", &tree(&src), &tree(&dirs[0]));
+    let layout = kiln_cache::transfer::load_oci_dir(&other, &t.path().join("layout")).unwrap();
+    assert_eq!(layout.len(), 1);
+    let gz = other.load_image(&layout[0].1, vec![]).unwrap();
+    assert!(
+        gz.layers().unwrap()[0].2.ends_with("gzip"),
+        "skopeo compressed the layer"
+    );
+    let root2 = t.path().join("root-gz");
+    let s2 = Store::open(&root2).unwrap();
+    kiln_cache::transfer::load_oci_dir(&s2, &t.path().join("layout")).unwrap();
+    let gimg = s2.load_image(&layout[0].1, vec![]).unwrap();
+    let dirs = s2.unpack(&gimg).unwrap();
+    assert_same_tree("skopeo gzip OCI layout", &tree(&src), &tree(&dirs[0]));
+}

@@ -1,0 +1,171 @@
+//! `kiln images` and the `kiln image` group (ls, inspect, history, tag, rm,
+//! save, load, import, prune), as docker has them.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::display::{human_size, print_table, since, store};
+use crate::Globals;
+
+/// Flags of `kiln images` / `kiln image ls`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show only images whose name matches this repository (or repo:tag).
+    reference: Option<String>,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate output (full image IDs).
+    #[arg(long)]
+    no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    digests: bool,
+    /// Show all images (kiln keeps no intermediate images: same as without).
+    #[arg(short, long)]
+    all: bool,
+    /// Output format: "table" (default), "json" (one object per line) or a
+    /// Go-template subset such as "{{.Repository}}:{{.Tag}}".
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// `kiln image SUBCOMMAND`.
+#[derive(Debug, clap::Args)]
+pub struct GroupArgs {
+    #[command(subcommand)]
+    command: Group,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Group {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(Args),
+    /// Show low-level information on images.
+    Inspect(super::inspect::Args),
+    /// Show the history of an image.
+    History(super::history::Args),
+    /// Create a name TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(super::tag::Args),
+    /// Remove one or more images.
+    #[command(alias = "remove")]
+    Rm(super::rmi::Args),
+    /// Save one or more images to a tar archive.
+    Save(super::save::Args),
+    /// Load images from a tar archive.
+    Load(super::load::Args),
+    /// Import a root file system tarball or directory as an image.
+    Import(super::import::Args),
+    /// Remove unused data (same as `kiln system prune`).
+    Prune(super::system::PruneArgs),
+}
+
+/// Runs `kiln image SUBCOMMAND`.
+pub fn run_group(g: &Globals, args: GroupArgs) -> Result<ExitCode> {
+    match args.command {
+        Group::Ls(a) => run(g, a),
+        Group::Inspect(a) => super::inspect::run(g, a),
+        Group::History(a) => super::history::run(g, a),
+        Group::Tag(a) => super::tag::run(g, a),
+        Group::Rm(a) => super::rmi::run(g, a),
+        Group::Save(a) => super::save::run(g, a),
+        Group::Load(a) => super::load::run(g, a),
+        Group::Import(a) => super::import::run(g, a),
+        Group::Prune(a) => super::system::run_prune(g, a),
+    }
+}
+
+/// Lists images as docker does.
+pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
+    let _ = args.all;
+    let store = store(g)?;
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    let mut seen_ids = std::collections::HashSet::new();
+    let mut recs = store.images()?;
+    recs.sort_by(|a, b| b.tagged_at.cmp(&a.tagged_at).then(a.name.cmp(&b.name)));
+    for rec in recs {
+        let (repo, tag) = kiln_cache::image::split_tag(&rec.name);
+        if let Some(want) = &args.reference {
+            let want_n = kiln_cache::image::normalize_name(want).unwrap_or_default();
+            if repo != want.as_str() && rec.name != want_n {
+                continue;
+            }
+        }
+        let img = match store.load_image(&rec.manifest, vec![rec.name.clone()]) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("kiln: warning: image {}: {e}", rec.name);
+                continue;
+            }
+        };
+        let id = if args.no_trunc {
+            img.id.to_string()
+        } else {
+            img.id.short().to_string()
+        };
+        if args.quiet {
+            if seen_ids.insert(id.clone()) {
+                println!("{id}");
+            }
+            continue;
+        }
+        let created = img
+            .config
+            .created()
+            .as_deref()
+            .and_then(kiln_cache::image::parse_rfc3339)
+            .unwrap_or(0);
+        let size = img.size()?;
+        let created_s = if created == 0 {
+            "N/A".to_string()
+        } else {
+            since(created)
+        };
+        json_rows.push(serde_json::json!({
+            "Containers": "N/A",
+            "CreatedAt": img.config.created().clone().unwrap_or_default(),
+            "CreatedSince": created_s,
+            "Digest": rec.manifest.to_string(),
+            "ID": id,
+            "Repository": repo,
+            "SharedSize": "N/A",
+            "Size": human_size(size),
+            "Tag": tag.unwrap_or("latest"),
+            "UniqueSize": "N/A",
+            "VirtualSize": human_size(size),
+        }));
+        let mut row = vec![repo.to_string(), tag.unwrap_or("latest").to_string()];
+        if args.digests {
+            row.push(rec.manifest.to_string());
+        }
+        row.extend([id, created_s, human_size(size)]);
+        rows.push(row);
+    }
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format.as_deref() {
+        None | Some("table") => {
+            let mut header = vec!["REPOSITORY", "TAG"];
+            if args.digests {
+                header.push("DIGEST");
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+            print_table(&header, &rows);
+        }
+        Some("json") | Some("{{json .}}") => {
+            for r in json_rows {
+                println!("{r}");
+            }
+        }
+        Some(t) => {
+            for r in json_rows {
+                println!("{}", super::display::template(t, &r)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
