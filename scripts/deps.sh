@@ -6,6 +6,9 @@ PKGS=(
   build-essential pkg-config   # crates that build C
   busybox-static               # the offline base image for examples and tests
   python3                      # test helpers
+  slirp4netns                  # the default network mode of kiln run
+  runc                         # the runtime benchmark compares against it
+  bsdutils curl                # script(1) for pty tests, curl for port publishing
 )
 missing=()
 for p in "${PKGS[@]}"; do
