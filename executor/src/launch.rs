@@ -98,6 +98,7 @@ pub struct Running {
     cgroups: Cgroups,
     slirp: Option<Slirp>,
     _locks: Vec<std::fs::File>,
+    reaped: bool,
 }
 
 impl Running {
@@ -121,12 +122,29 @@ impl Running {
     /// Waits for the container to exit and frees its host-side resources
     /// (ports, slirp4netns, cgroups, cache locks). Returns the exit code:
     /// the program's, or 128+N when killed by signal N.
-    pub fn wait(self) -> Result<i32> {
-        let code = wait_code(self.holder)?;
-        drop(self.ports);
-        drop(self.slirp);
+    pub fn wait(mut self) -> Result<i32> {
+        let code = wait_code(self.holder);
+        self.reaped = true;
+        self.release();
+        code
+    }
+
+    fn release(&mut self) {
+        self.ports = None;
+        self.slirp = None;
         self.cgroups.remove();
-        Ok(code)
+    }
+}
+
+impl Drop for Running {
+    /// A container nobody waits for (an error or a panic on the caller's
+    /// side) is killed and reaped: it never outlives its handle.
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            let _ = wait_code(self.holder);
+            self.release();
+        }
     }
 }
 
@@ -260,7 +278,7 @@ fn prepare_caches(mounts: &mut [MountSpec]) -> Result<Vec<std::fs::File>> {
         } = m
         {
             std::fs::create_dir_all(&*source).map_err(|e| Error::io(&*source, e))?;
-            let lock_path = source.with_extension("lock");
+            let lock_path = PathBuf::from(format!("{}.lock", source.display()));
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -283,7 +301,7 @@ fn prepare_caches(mounts: &mut [MountSpec]) -> Result<Vec<std::fs::File>> {
                         let mut n = 1;
                         loop {
                             let alt = PathBuf::from(format!("{}.private{n}", source.display()));
-                            let alt_lock = alt.with_extension("lock");
+                            let alt_lock = PathBuf::from(format!("{}.lock", alt.display()));
                             std::fs::create_dir_all(&alt).map_err(|e| Error::io(&alt, e))?;
                             let f = std::fs::OpenOptions::new()
                                 .create(true)
@@ -376,6 +394,7 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         cgroups,
         slirp: None,
         _locks: locks,
+        reaped: false,
     };
     let net_setup = (|| -> Result<()> {
         if spec.network.mode == NetworkMode::Default {
@@ -944,6 +963,7 @@ pub fn exec(id: &str, pid: i32, spec: ExecSpec) -> Result<Running> {
         cgroups: Cgroups::default(),
         slirp: None,
         _locks: Vec::new(),
+        reaped: false,
     };
     finish_start(running, Ok(()), go, err)
 }

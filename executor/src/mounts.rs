@@ -280,7 +280,7 @@ pub fn populate(
                     ),
                 )?;
                 if *readonly {
-                    remount_ro(&tp)?;
+                    remount_ro_in_root(r, dest)?;
                 }
             }
             MountSpec::Tmpfs { size, .. } => {
@@ -355,7 +355,7 @@ pub fn populate(
                         None::<&str>,
                     ),
                 )?;
-                remount_ro(&tp)?;
+                remount_ro_in_root(r, dest)?;
             }
             MountSpec::SshAgent { socket, .. } => {
                 let t = mount_point_in_root(r, dest, false)
@@ -398,6 +398,14 @@ pub fn populate(
         )?;
     }
     Ok(())
+}
+
+/// Remounts the mount now on top of `dest` read-only. The descriptor used
+/// to mount still names the covered directory, so `dest` is resolved again.
+fn remount_ro_in_root(root: std::os::fd::RawFd, dest: &Path) -> Result<()> {
+    let top = open_in_root(root, dest, libc::O_PATH, 0)
+        .map_err(|e| Error::sys(format!("resolve {}", dest.display()), e))?;
+    remount_ro(&fd_path(&top))
 }
 
 fn unique(mut p: PathBuf) -> PathBuf {
