@@ -592,6 +592,11 @@ fn holder_main(
         }
     }
     if let Some(nss) = join {
+        // Join the cgroups while the host's /sys is still ours to see; the
+        // process forked below inherits them.
+        if let Err((code, msg)) = join_cgroups(plan) {
+            die(fds.err, code, &msg);
+        }
         for (fd, flag) in nss {
             if let Err(e) = nix::sched::setns(fd, *flag) {
                 die(
@@ -694,7 +699,6 @@ fn exec_main(plan: &ProcPlan, fds: ChildFds) -> ChildResult {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     set_pdeathsig();
     reset_signals();
-    join_cgroups(plan)?;
     finish_process(plan, fds)
 }
 

@@ -371,9 +371,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?;
         let upper = dir.join("upper");
         let work = dir.join("work");
-        for d in [&upper, &work] {
-            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
-        }
+        // (created once every flag has been checked: a usage error leaves nothing behind)
         (
             Rootfs::Overlay {
                 lowers: vec![lower],
@@ -506,6 +504,11 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         no_new_privs,
         stop_signal: composed.stop_signal.clone(),
     };
+    if let Rootfs::Overlay { upper, work, .. } = &spec.rootfs {
+        for d in [upper, work] {
+            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+        }
+    }
     store.save(&rec)?;
 
     if args.detach {
