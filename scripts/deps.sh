@@ -8,6 +8,9 @@ PKGS=(
   python3                      # test helpers
   skopeo umoci jq              # store tests: images checked by tools kiln did not write
   pigz zstd                    # store benchmarks compare against these
+  slirp4netns                  # the default network mode of kiln run
+  runc                         # the runtime benchmark compares against it
+  bsdutils curl                # script(1) for pty tests, curl for port publishing
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -62,6 +62,22 @@ enum Command {
     Import(commands::import::Args),
     /// Manage kiln's store: disk usage, pruning, consistency check.
     System(commands::system::Args),
+    /// Run a command in a new container.
+    Run(Box<commands::run::Args>),
+    /// List containers.
+    Ps(commands::ps::Args),
+    /// Print a container's output.
+    Logs(commands::logs::Args),
+    /// Stop running containers (stop signal, then SIGKILL).
+    Stop(commands::stop::StopArgs),
+    /// Send a signal to running containers.
+    Kill(commands::stop::KillArgs),
+    /// Remove containers.
+    Rm(commands::rm::Args),
+    /// Run a command in a running container.
+    Exec(commands::exec::Args),
+    /// Manage named volumes.
+    Volume(commands::volume::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -94,6 +110,14 @@ fn main() -> ExitCode {
         Command::Load(args) => commands::load::run(&globals, args),
         Command::Import(args) => commands::import::run(&globals, args),
         Command::System(args) => commands::system::run(&globals, args),
+        Command::Run(args) => commands::run::run(&globals, *args),
+        Command::Ps(args) => commands::ps::run(&globals, args),
+        Command::Logs(args) => commands::logs::run(&globals, args),
+        Command::Stop(args) => commands::stop::stop(&globals, args),
+        Command::Kill(args) => commands::stop::kill(&globals, args),
+        Command::Rm(args) => commands::rm::run(&globals, args),
+        Command::Exec(args) => commands::exec::run(&globals, args),
+        Command::Volume(args) => commands::volume::run(&globals, args),
     };
     match result {
         Ok(code) => code,
