@@ -18,3 +18,4 @@ pub mod key;
 pub mod op;
 pub mod scheduler;
 pub mod statcache;
+pub mod worker;

@@ -1,5 +1,6 @@
 //! One module per `kiln` command (or command group).
 
+pub mod build;
 pub mod completion;
 pub mod debug;
 pub mod lint;

@@ -1131,7 +1131,7 @@ fn go_quote(s: &str) -> String {
 }
 
 /// RFC 3339 UTC of a Unix time, as Go's time.Time marshals it.
-pub(crate) fn rfc3339(secs: i64) -> String {
+pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's days-to-civil; chrono would be a dependency for one line.

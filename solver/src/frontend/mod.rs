@@ -25,6 +25,7 @@ use crate::graph::{Graph, Origin, Vertex, VertexId};
 use crate::imageconfig::ImageConfig;
 use crate::op::{Op, SourceOp};
 
+pub use dispatch::rfc3339;
 pub use platform::Platform;
 
 /// What a build was asked for, besides the Dockerfile.

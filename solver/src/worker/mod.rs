@@ -1,0 +1,444 @@
+//! The local worker: runs graph vertices with kiln's own parts — sources
+//! from the store, RUN steps in the executor on overlay snapshots, COPY/ADD
+//! through the file-op engine — and keeps every result in the store's build
+//! cache under its key.
+//!
+//! A vertex's output is the stack of layers its filesystem is made of. Each
+//! RUN/COPY adds one layer, made from the overlay upper dir the step wrote
+//! into, and that upper dir becomes the layer's snapshot directly (a rename),
+//! so the next step mounts it without unpacking anything.
+
+mod exec;
+mod file;
+mod mounts;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use kiln_cache::layer::{CompressOptions, DiffSource, TarOptions};
+use kiln_cache::metadata::CacheRecord;
+use kiln_cache::{Digest, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::context::{ContextIndex, Walk};
+use crate::graph::{Graph, VertexId};
+use crate::key::{CacheKey, KeyRecord};
+use crate::op::{FileAction, Op, SourceOp};
+use crate::scheduler::{Event, Worker};
+use crate::statcache::{cache_file_for, StatCache};
+
+/// One layer of a filesystem: a blob in the content store and its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The blob's digest as stored.
+    pub blob: Digest,
+    /// The blob's size.
+    pub size: u64,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The chain ID of the stack ending with this layer (its snapshot).
+    pub chain: Digest,
+}
+
+/// One step of a filesystem's history: a layer, or a step that changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// The step added this layer.
+    Layer(Layer),
+    /// The step ran but changed no file (its history entry is an empty layer).
+    Empty,
+}
+
+/// What a vertex produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// A filesystem: every step from the base image up, in order.
+    Fs(Vec<Step>),
+    /// The build context (read in place, never copied into the store).
+    Context,
+}
+
+impl Output {
+    /// The layers of a filesystem output, bottom first (empty steps skipped).
+    pub fn layers(&self) -> Vec<&Layer> {
+        match self {
+            Output::Fs(steps) => steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Layer(l) => Some(l),
+                    Step::Empty => None,
+                })
+                .collect(),
+            Output::Context => Vec::new(),
+        }
+    }
+}
+
+/// Errors of the local worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] kiln_cache::Error),
+    /// The runtime failed to run a step.
+    #[error(transparent)]
+    Runtime(#[from] kiln_executor::error::Error),
+    /// A RUN step exited non-zero.
+    #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
+    ExitCode {
+        /// The command as BuildKit prints it.
+        command: String,
+        /// Its exit code.
+        code: i32,
+    },
+    /// The build context could not be read.
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
+    /// A file operation failed.
+    #[error("{0}")]
+    File(String),
+    /// A RUN step needs a secret that was not given.
+    #[error("secret {0} not found: pass it with --secret id={0},src=FILE")]
+    MissingSecret(String),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<std::io::Error> for WorkerError {
+    fn from(e: std::io::Error) -> Self {
+        WorkerError::Other(e.to_string())
+    }
+}
+
+/// Settings of a local build.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `.dockerignore` of the context.
+    pub ignore: Option<kiln_parser::dockerignore::Matcher>,
+    /// Secrets by id (`--secret`), read once at the start of the build.
+    pub secrets: HashMap<String, Vec<u8>>,
+    /// ssh-agent sockets by id (`--ssh`).
+    pub ssh: HashMap<String, PathBuf>,
+    /// SOURCE_DATE_EPOCH: layer mtimes are clamped to it.
+    pub epoch: Option<i64>,
+    /// `--security-opt no-new-privileges` for RUN steps.
+    pub no_new_privileges: bool,
+}
+
+/// Runs vertices with the store and the executor.
+pub struct LocalWorker {
+    store: Store,
+    options: WorkerOptions,
+    context_index: Mutex<Option<Arc<ContextIndex>>>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    build_id: String,
+    steps: std::sync::atomic::AtomicUsize,
+}
+
+impl LocalWorker {
+    /// A worker over `store`; progress (RUN output) goes to `events`.
+    pub fn new(store: Store, options: WorkerOptions, events: Option<mpsc::UnboundedSender<Event>>) -> Self {
+        let build_id = format!(
+            "build-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        LocalWorker {
+            store,
+            options,
+            context_index: Mutex::new(None),
+            events,
+            build_id,
+            steps: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The store this worker writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn next_id(&self, vertex: VertexId) -> String {
+        let n = self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{}-{}-{n}", self.build_id, vertex.0)
+    }
+
+    fn log(&self, vertex: VertexId, stream: u8, data: Vec<u8>) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Event::Log { vertex, stream, data });
+        }
+    }
+
+    /// The context's index, made once per build (stat-only when warm).
+    fn context_index(&self) -> Result<Arc<ContextIndex>, WorkerError> {
+        let mut slot = self.context_index.lock().expect("context index lock");
+        if let Some(index) = slot.as_ref() {
+            return Ok(Arc::clone(index));
+        }
+        let cache_file = cache_file_for(&self.store.root().join("statcache"), &self.options.context);
+        let mut cache = StatCache::load(&cache_file);
+        let ignore = self.options.ignore.clone();
+        let filter = move |path: &str, is_dir: bool| -> Walk {
+            match &ignore {
+                None => Walk::Include,
+                Some(m) if m.matches(path) => {
+                    if is_dir && !m.can_skip_excluded_dir(path) {
+                        Walk::ExcludeButDescend
+                    } else {
+                        Walk::Exclude
+                    }
+                }
+                Some(_) => Walk::Include,
+            }
+        };
+        let (index, _stats) = ContextIndex::scan(&self.options.context, &filter, &mut cache)?;
+        // The stat cache only saves work; failing to write it is not a build error.
+        let _ = cache.save(&cache_file);
+        let index = Arc::new(index);
+        *slot = Some(Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// Unpacks (when needed) the snapshots of `steps` and returns their
+    /// directories, topmost first, as overlay's lowerdir wants them.
+    fn lower_dirs(&self, steps: &[Step]) -> Result<Vec<PathBuf>, WorkerError> {
+        let mut dirs = Vec::new();
+        let mut parent: Option<Digest> = None;
+        for step in steps {
+            if let Step::Layer(l) = step {
+                let dir = self.store.ensure_snapshot(&l.chain, parent.as_ref(), &l.diff_id, &l.blob)?;
+                dirs.push(dir);
+                parent = Some(l.chain.clone());
+            }
+        }
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    /// Turns a finished step's upper dir into a layer and its snapshot.
+    fn commit_upper(&self, rootfs_id: &str, upper: &Path, base: &[Step]) -> Result<Step, WorkerError> {
+        if dir_is_empty(upper)? {
+            self.store.remove_rootfs(rootfs_id)?;
+            return Ok(Step::Empty);
+        }
+        let info = self.store.create_layer(
+            DiffSource::OverlayUpper(upper),
+            &TarOptions {
+                source_date_epoch: self.options.epoch,
+            },
+            // Build time writes plain tars: compression happens once, on export or push.
+            &CompressOptions {
+                compression: kiln_cache::layer::Compression::None,
+                ..Default::default()
+            },
+        )?;
+        let parents: Vec<Digest> = base
+            .iter()
+            .filter_map(|s| match s {
+                Step::Layer(l) => Some(l.diff_id.clone()),
+                Step::Empty => None,
+            })
+            .collect();
+        let chain = self.store.commit_rootfs(rootfs_id, &parents, &info.diff_id)?;
+        Ok(Step::Layer(Layer {
+            diff_id: info.diff_id,
+            blob: info.digest,
+            size: info.size,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            chain,
+        }))
+    }
+
+    fn remember(&self, record: &KeyRecord, output: &Output) -> Result<(), WorkerError> {
+        let layers = output.layers();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let rec = CacheRecord {
+            blobs: layers.iter().map(|l| l.blob.clone()).collect(),
+            snapshots: layers.iter().map(|l| l.chain.clone()).collect(),
+            value: serde_json::to_value(output).map_err(|e| WorkerError::Other(e.to_string()))?,
+            created: now,
+            last_used: now,
+        };
+        self.store.cache_put(&record.key.to_hex(), &rec)?;
+        Ok(())
+    }
+
+    fn execute_blocking(
+        &self,
+        graph: &Graph,
+        id: VertexId,
+        inputs: Vec<Output>,
+    ) -> Result<Output, WorkerError> {
+        let vertex = graph.vertex(id);
+        match &vertex.op {
+            Op::Source(SourceOp::Scratch) => Ok(Output::Fs(Vec::new())),
+            Op::Source(SourceOp::Local { .. }) => Ok(Output::Context),
+            Op::Source(SourceOp::Image { reference, digest, .. }) => {
+                let digest = digest
+                    .as_ref()
+                    .ok_or_else(|| WorkerError::Other(format!("image {reference} was not resolved")))?;
+                let manifest: Digest = digest
+                    .parse()
+                    .map_err(|e: kiln_cache::Error| WorkerError::Other(e.to_string()))?;
+                let image = self.store.load_image(&manifest, Vec::new())?;
+                let chains = kiln_cache::snapshot::chain_ids(&image.diff_ids);
+                let steps = image
+                    .layers()?
+                    .into_iter()
+                    .zip(&image.diff_ids)
+                    .zip(chains)
+                    .map(|(((blob, size, media_type), diff_id), chain)| {
+                        Step::Layer(Layer {
+                            diff_id: diff_id.clone(),
+                            blob,
+                            size,
+                            media_type,
+                            chain,
+                        })
+                    })
+                    .collect();
+                Ok(Output::Fs(steps))
+            }
+            Op::Exec(exec) => exec::run(self, id, exec, &inputs),
+            Op::File(fileop) => file::run(self, id, fileop, &inputs),
+        }
+    }
+}
+
+fn dir_is_empty(dir: &Path) -> Result<bool, WorkerError> {
+    Ok(std::fs::read_dir(dir)?.next().is_none())
+}
+
+fn fs_steps(output: &Output) -> Result<&[Step], WorkerError> {
+    match output {
+        Output::Fs(steps) => Ok(steps),
+        Output::Context => Err(WorkerError::Other(
+            "the build context cannot be the base of a step".into(),
+        )),
+    }
+}
+
+impl Worker for Arc<LocalWorker> {
+    type Output = Output;
+    type Error = WorkerError;
+
+    async fn content_key(&self, graph: &Graph, id: VertexId, input: usize) -> Result<Option<CacheKey>, WorkerError> {
+        let vertex = graph.vertex(id);
+        let source = graph.vertex(vertex.inputs[input]);
+        if !matches!(source.op, Op::Source(SourceOp::Local { .. })) {
+            return Ok(None);
+        }
+        // The prefixes of the context this vertex reads from that input; a
+        // wildcard reads everything under the directory before it. Reading
+        // more than needed only costs cache hits, never correctness.
+        let mut prefixes: Vec<String> = Vec::new();
+        match &vertex.op {
+            Op::File(f) => {
+                for a in &f.actions {
+                    if let FileAction::Copy(c) = a {
+                        if c.input == input {
+                            prefixes.extend(c.sources.iter().map(|s| literal_prefix(s)));
+                        }
+                    }
+                }
+            }
+            Op::Exec(e) => {
+                for m in &e.mounts {
+                    if let crate::op::MountKind::Bind { input: i, source, .. } = &m.kind {
+                        if *i == input {
+                            prefixes.push(literal_prefix(source));
+                        }
+                    }
+                }
+            }
+            Op::Source(_) => {}
+        }
+        let this = Arc::clone(self);
+        let digest = tokio::task::spawn_blocking(move || -> Result<CacheKey, WorkerError> {
+            let index = this.context_index()?;
+            Ok(index.digest_where(|e| {
+                prefixes
+                    .iter()
+                    .any(|p| p.is_empty() || e.path == *p || e.path.starts_with(&format!("{p}/")))
+            }))
+        })
+        .await
+        .map_err(|e| WorkerError::Other(format!("hashing the context: {e}")))??;
+        Ok(Some(digest))
+    }
+
+    async fn lookup(&self, record: &KeyRecord) -> Result<Option<Output>, WorkerError> {
+        let Some(rec) = self.store.cache_get(&record.key.to_hex())? else {
+            return Ok(None);
+        };
+        match serde_json::from_value::<Output>(rec.value) {
+            Ok(out) => {
+                let intact = out
+                    .layers()
+                    .iter()
+                    .all(|l| self.store.content().contains(&l.blob));
+                Ok(intact.then_some(out))
+            }
+            // A record from an older kiln: treat as a miss and overwrite it.
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn execute(
+        &self,
+        graph: &Graph,
+        id: VertexId,
+        record: &KeyRecord,
+        inputs: Vec<Output>,
+    ) -> Result<Output, WorkerError> {
+        let this = Arc::clone(self);
+        let graph = graph.clone();
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = this.execute_blocking(&graph, id, inputs)?;
+            if matches!(graph.vertex(id).op, Op::Exec(_) | Op::File(_)) {
+                this.remember(&record, &out)?;
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| WorkerError::Other(format!("step panicked or was cancelled: {e}")))?
+    }
+}
+
+/// The part of a source path before its first wildcard component, without
+/// leading `/` (`/src/*.rs` -> `src`).
+fn literal_prefix(source: &str) -> String {
+    let mut out = Vec::new();
+    for part in source.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part.contains(['*', '?', '[']) {
+            break;
+        }
+        out.push(part);
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_prefix;
+
+    #[test]
+    fn literal_prefixes_stop_at_wildcards() {
+        assert_eq!(literal_prefix("/src/*.rs"), "src");
+        assert_eq!(literal_prefix("/"), "");
+        assert_eq!(literal_prefix("/a/b/c.txt"), "a/b/c.txt");
+        assert_eq!(literal_prefix("/*"), "");
+    }
+}

@@ -1,0 +1,175 @@
+//! The extra mounts of a RUN step (`RUN --mount=...`), made ready on the
+//! host side: bind sources resolved inside their root, read-only views of
+//! other stages, throwaway upper dirs for `rw` binds, cache directories,
+//! secrets. Everything made here is undone by [`StepMounts::release`].
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use kiln_executor::spec::{CacheSharing as RtSharing, MountSpec};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::{LocalWorker, Output, WorkerError};
+use crate::op::{CacheSharing, ExecOp, MountKind};
+
+pub(super) struct StepMounts {
+    /// What the executor mounts in the container.
+    pub specs: Vec<MountSpec>,
+    /// `NAME=value` for secrets exposed as variables.
+    pub secret_env: Vec<String>,
+    /// Overlay views mounted on the host for this step, to unmount after it.
+    views: Vec<PathBuf>,
+    scratch: PathBuf,
+}
+
+impl StepMounts {
+    pub fn prepare(w: &LocalWorker, state_dir: &Path, exec: &ExecOp, inputs: &[Output]) -> Result<Self, WorkerError> {
+        let mut out = StepMounts {
+            specs: Vec::new(),
+            secret_env: Vec::new(),
+            views: Vec::new(),
+            scratch: state_dir.join("mounts"),
+        };
+        let result = out.fill(w, exec, inputs);
+        if let Err(e) = result {
+            out.release();
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    fn fill(&mut self, w: &LocalWorker, exec: &ExecOp, inputs: &[Output]) -> Result<(), WorkerError> {
+        for (n, m) in exec.mounts.iter().enumerate() {
+            let destination = PathBuf::from(&m.target);
+            match &m.kind {
+                MountKind::Bind { input, source, readonly } => {
+                    let root = self.input_root(w, n, &inputs[*input])?;
+                    let resolved = resolve_inside(&root, source)?;
+                    let source = if *readonly {
+                        resolved
+                    } else {
+                        // Writes go to a throwaway upper dir, never to the source
+                        // (FACTS.md: buildah 1.28 gets this wrong).
+                        self.overlay_view(n, &[resolved], true)?
+                    };
+                    self.specs.push(MountSpec::Bind { source, destination, readonly: *readonly });
+                }
+                MountKind::Cache { id, sharing, readonly, mode, uid, gid, .. } => {
+                    let dir = w
+                        .store
+                        .root()
+                        .join("cache-mounts")
+                        .join(&blake3::hash(id.as_bytes()).to_hex()[..32]);
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir)?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))?;
+                        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))?;
+                    }
+                    self.specs.push(MountSpec::Cache {
+                        source: dir,
+                        destination,
+                        sharing: match sharing {
+                            CacheSharing::Shared => RtSharing::Shared,
+                            CacheSharing::Private => RtSharing::Private,
+                            CacheSharing::Locked => RtSharing::Locked,
+                        },
+                        readonly: *readonly,
+                    });
+                }
+                MountKind::Tmpfs { size } => self.specs.push(MountSpec::Tmpfs { destination, size: *size }),
+                MountKind::Secret { id, env, required, mode, uid, gid } => {
+                    let Some(data) = w.options.secrets.get(id) else {
+                        if *required {
+                            return Err(WorkerError::MissingSecret(id.clone()));
+                        }
+                        continue;
+                    };
+                    if let Some(name) = env {
+                        self.secret_env.push(format!("{name}={}", String::from_utf8_lossy(data)));
+                    }
+                    if !m.target.is_empty() {
+                        self.specs.push(MountSpec::Secret {
+                            data: data.clone(),
+                            destination,
+                            mode: *mode,
+                            uid: *uid,
+                            gid: *gid,
+                        });
+                    }
+                }
+                MountKind::Ssh { id, required, .. } => match w.options.ssh.get(id) {
+                    Some(socket) => self.specs.push(MountSpec::SshAgent { socket: socket.clone(), destination }),
+                    None if *required => {
+                        return Err(WorkerError::Other(format!("ssh agent {id} not found: pass --ssh {id}")))
+                    }
+                    None => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory a bind mount reads from: the context, or a read-only
+    /// view of another stage's layers.
+    fn input_root(&mut self, w: &LocalWorker, n: usize, input: &Output) -> Result<PathBuf, WorkerError> {
+        match input {
+            Output::Context => Ok(w.options.context.clone()),
+            Output::Fs(steps) => {
+                let lowers = w.lower_dirs(steps)?;
+                if lowers.is_empty() {
+                    let empty = self.scratch.join(format!("empty-{n}"));
+                    std::fs::create_dir_all(&empty)?;
+                    return Ok(empty);
+                }
+                self.overlay_view(n, &lowers, false)
+            }
+        }
+    }
+
+    /// Mounts an overlay of `lowers` (topmost first) on the host, writable
+    /// into a scratch upper dir when `writable`.
+    fn overlay_view(&mut self, n: usize, lowers: &[PathBuf], writable: bool) -> Result<PathBuf, WorkerError> {
+        let base = self.scratch.join(format!("view-{n}-{}", self.views.len()));
+        let merged = base.join("merged");
+        std::fs::create_dir_all(&merged)?;
+        let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let mut opts = format!("lowerdir={lower}");
+        if writable {
+            let (upper, work) = (base.join("upper"), base.join("work"));
+            std::fs::create_dir_all(&upper)?;
+            std::fs::create_dir_all(&work)?;
+            opts.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
+        } else if lowers.len() == 1 {
+            // overlayfs wants two lowers without an upper dir; a bind will do.
+            mount(Some(&lowers[0]), &merged, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>)
+                .map_err(|e| WorkerError::Other(format!("bind {}: {e}", lowers[0].display())))?;
+            self.views.push(merged.clone());
+            return Ok(merged);
+        }
+        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+            .map_err(|e| WorkerError::Other(format!("overlay view for a RUN mount: {e}")))?;
+        self.views.push(merged.clone());
+        Ok(merged)
+    }
+
+    /// Unmounts every view and removes the scratch dirs.
+    pub fn release(&self) {
+        for v in self.views.iter().rev() {
+            let _ = umount2(v, MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// `path` resolved inside `root` (symlinks included, none escaping it), as
+/// the real absolute path of what it names.
+fn resolve_inside(root: &Path, path: &str) -> Result<PathBuf, WorkerError> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    let fd = kiln_executor::rootfs::open_path_in(root, Path::new(rel))?;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| WorkerError::Other(format!("resolving {path} in {}: {e}", root.display())))
+}
