@@ -445,6 +445,46 @@ impl Store {
         })
     }
 
+    /// Keeps a finished step's upper dir as the snapshot of the layer made
+    /// from it (see [`Store::create_layer`] with [`DiffSource::OverlayUpper`]),
+    /// stacked on `parent_diff_ids`: the next step mounts it as a lower dir
+    /// without unpacking anything. The upper dir already holds overlayfs's
+    /// whiteouts and opaque markers, the snapshot format, so this is a rename.
+    /// The rootfs is removed. Returns the new snapshot's chain ID.
+    pub fn commit_rootfs(
+        &self,
+        id: &str,
+        parent_diff_ids: &[Digest],
+        diff_id: &Digest,
+    ) -> Result<Digest> {
+        let dir = self.snapshots.rootfs_dir(id)?;
+        let mut diffs = parent_diff_ids.to_vec();
+        diffs.push(diff_id.clone());
+        let chains = snapshot::chain_ids(&diffs);
+        let chain = chains.last().expect("at least one layer").clone();
+        if !self.snapshots.exists(&chain) {
+            let temp = self.snapshots.temp()?;
+            let fs_dir = temp.join("fs");
+            fs::remove_dir(&fs_dir).ctx(|| format!("remove {}", fs_dir.display()))?;
+            let upper = dir.join("upper");
+            fs::rename(&upper, &fs_dir)
+                .ctx(|| format!("rename {} to {}", upper.display(), fs_dir.display()))?;
+            let size = Snapshots::du(&fs_dir);
+            self.snapshots.commit(&temp, &chain)?;
+            let rec = SnapshotRecord {
+                chain_id: chain.clone(),
+                parent: chains.len().checked_sub(2).map(|i| chains[i].clone()),
+                diff_id: diff_id.clone(),
+                size,
+                created: fsutil::now_unix(),
+            };
+            self.meta
+                .write(|w| w.put(Table::Snapshots, chain.hex(), &rec))?;
+        }
+        self.remove_rootfs(id)?;
+        Ok(chain)
+    }
+
     /// Removes a prepared rootfs (its upper and work dirs) and its lease. The
     /// caller unmounts first.
     pub fn remove_rootfs(&self, id: &str) -> Result<()> {

@@ -219,3 +219,72 @@ fn archives_round_trip_and_foreign_ones_unpack_to_the_same_tree() {
     let dirs = s2.unpack(&gimg).unwrap();
     assert_same_tree("skopeo gzip OCI layout", &tree(&src), &tree(&dirs[0]));
 }
+
+#[test]
+fn a_prepared_rootfs_becomes_the_next_snapshot_without_unpacking() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    import_rootfs_dir(&store, &src, "base:1", &ImportOptions::default()).unwrap();
+    let base = store.image("base:1").unwrap();
+    let layout = store.prepare_rootfs(&base, "step-1").unwrap();
+    assert!(
+        store.prepare_rootfs(&base, "step-1").is_err(),
+        "an ID is prepared once"
+    );
+    assert!(store.prepare_rootfs(&base, "../escape").is_err());
+    if layout.copied {
+        eprintln!("no overlayfs: commit path not exercised");
+        return;
+    }
+    assert_eq!(layout.lowers.len(), 1);
+    assert_eq!(
+        fs::read(layout.lowers[0].join("etc/conf")).unwrap(),
+        b"a=1\n"
+    );
+    // What a RUN step would leave in the upper dir.
+    fs::write(layout.upper.join("new"), b"made by a step").unwrap();
+    let plain = CompressOptions {
+        compression: Compression::None,
+        ..CompressOptions::default()
+    };
+    let l = store
+        .create_layer(
+            DiffSource::OverlayUpper(&layout.upper),
+            &TarOptions::default(),
+            &plain,
+        )
+        .unwrap();
+    let chain = store
+        .commit_rootfs("step-1", &base.diff_ids, &l.diff_id)
+        .unwrap();
+    assert!(!layout.upper.exists(), "the rootfs is gone once committed");
+    assert_eq!(
+        fs::read(store.snapshots().fs_dir(&chain).join("new")).unwrap(),
+        b"made by a step"
+    );
+    // An image of base + that layer needs no unpacking: the snapshot is there.
+    let mut cfg: serde_json::Value = serde_json::from_slice(&base.config_raw).unwrap();
+    cfg["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(l.diff_id.to_string().into());
+    let mut layers = base.layers().unwrap();
+    layers.push((
+        l.digest.clone(),
+        l.size,
+        Compression::None.oci_media_type().to_string(),
+    ));
+    store
+        .commit_image(
+            Some("step:1"),
+            &serde_json::to_vec(&cfg).unwrap(),
+            &layers,
+            kiln_cache::image::MediaTypes::Oci,
+        )
+        .unwrap();
+    let dirs = store.unpack(&store.image("step:1").unwrap()).unwrap();
+    assert_eq!(dirs[1], store.snapshots().fs_dir(&chain));
+    assert!(check(&store, false).unwrap().is_clean());
+}
