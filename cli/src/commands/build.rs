@@ -254,13 +254,13 @@ fn export(store: &Store, mut config: ImageConfig, output: &Output, args: &Args, 
     }
     let layers = output.layers();
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    // The newest layer's time, not the clock: a rebuild from cache makes
+    // the same config, so the same image ID (SOURCE_DATE_EPOCH overrides).
+    let newest = layers.iter().map(|l| l.created).max().unwrap_or(0);
     let created = match options.epoch {
         Some(e) => kiln_solver::frontend::rfc3339(e),
-        None => kiln_solver::frontend::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        ),
+        None if newest > 0 => kiln_solver::frontend::rfc3339(newest),
+        None => config.created.clone().unwrap_or_else(|| kiln_solver::frontend::rfc3339(0)),
     };
     config.created = Some(created.clone());
     for h in &mut config.history {

@@ -19,6 +19,9 @@ use crate::op::{
     SecurityMode, SourceOp,
 };
 
+/// The PATH BuildKit gives a Linux stage whose base sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What a finished stage hands to stages built on it.
 #[derive(Debug, Clone)]
 pub(super) struct StageResult {
@@ -240,9 +243,7 @@ impl<'p, 'a> Converter<'p, 'a> {
                     variant: self.plan.options.platform.variant.clone(),
                     ..Default::default()
                 };
-                let env = StageEnv::from_config(Some(&[
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-                ]));
+                let env = StageEnv::default();
                 (v, config, env)
             }
             Base::Stage(i) => {
@@ -270,6 +271,13 @@ impl<'p, 'a> Converter<'p, 'a> {
                     .is_some_and(|n| f.iter().any(|x| x.eq_ignore_ascii_case(n)))
                 || f.iter().any(|x| x == &stage.index.to_string())
         };
+        let (mut config, mut env) = (config, env);
+        // As BuildKit: every stage has a PATH, in its image config and for RUN.
+        if StageEnv::from_config(config.config.env.as_deref()).get("PATH").is_none() {
+            let path = format!("PATH={DEFAULT_PATH}");
+            config.config.env.get_or_insert_with(Vec::new).push(path);
+            env.set("PATH", DEFAULT_PATH);
+        }
         let mut cx = StageCx {
             index: stage.index,
             label,

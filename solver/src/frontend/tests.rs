@@ -339,3 +339,16 @@ fn no_cache_filter_marks_only_that_stages_steps() {
         ]
     );
 }
+
+#[test]
+fn every_stage_gets_a_path_as_buildkit_gives_it() {
+    let b = build("FROM scratch\nRUN x\n");
+    assert_eq!(
+        b.config.config.env.as_deref().unwrap(),
+        ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    );
+    assert!(execs(&b)[0].env[0].starts_with("PATH=/usr/local/sbin"));
+    // A base that sets PATH keeps its own.
+    let b = build("FROM busybox\n");
+    assert_eq!(b.config.config.env.as_deref().unwrap(), ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+}

@@ -42,6 +42,10 @@ pub struct Layer {
     pub media_type: String,
     /// The chain ID of the stack ending with this layer (its snapshot).
     pub chain: Digest,
+    /// When the layer was made (unix seconds; 0 for a base image's layers).
+    /// A rebuild from cache gets the same time, so the same image ID.
+    #[serde(default)]
+    pub created: i64,
 }
 
 /// One step of a filesystem's history: a layer, or a step that changed nothing.
@@ -255,14 +259,13 @@ impl LocalWorker {
             size: info.size,
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
             chain,
+            created: self.options.epoch.unwrap_or_else(unix_now),
         }))
     }
 
     fn remember(&self, record: &KeyRecord, output: &Output) -> Result<(), WorkerError> {
         let layers = output.layers();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = unix_now();
         let rec = CacheRecord {
             blobs: layers.iter().map(|l| l.blob.clone()).collect(),
             snapshots: layers.iter().map(|l| l.chain.clone()).collect(),
@@ -305,6 +308,7 @@ impl LocalWorker {
                             size,
                             media_type,
                             chain,
+                            created: 0,
                         })
                     })
                     .collect();
@@ -314,6 +318,12 @@ impl LocalWorker {
             Op::File(fileop) => file::run(self, id, fileop, &inputs),
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn dir_is_empty(dir: &Path) -> Result<bool, WorkerError> {
