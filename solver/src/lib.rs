@@ -8,9 +8,11 @@
 //! - [`graph`]: vertices and their inputs.
 //! - [`key`]: cache keys, and why a key changed ([`key::DirtyReason`]).
 //! - [`context`] and [`statcache`]: the build context, digested by what a step reads.
+//! - [`fileop`]: COPY, ADD and the other file edits, resolved inside their root.
 //! - [`scheduler`]: runs what a target needs, in parallel, through a [`scheduler::Worker`].
 
 pub mod context;
+pub mod fileop;
 pub mod frontend;
 pub mod graph;
 pub mod imageconfig;

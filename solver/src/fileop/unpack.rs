@@ -1,0 +1,271 @@
+//! ADD of a local tar archive (plain, gzip, bzip2, xz or zstd, told by
+//! magic bytes): unpacked into the destination directory, which acts as
+//! the root of every entry, as BuildKit's chrooted untar: `..` and
+//! absolute names stay inside it, symlinks on the way resolve inside it,
+//! hard links can only point inside it.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{
+    chownat, fchmod, fchown, linkat, mkdirat, mknodat, symlinkat, AtFlags, FileType, Mode, OFlags,
+};
+
+use super::owner::Ids;
+use super::root::{
+    clean, file_type, gid_of, set_times_at, set_times_fd, show, uid_of, DirSpec, Root,
+};
+use super::{open_nofollow, remove_all_at, ErrorKind, FileOpError};
+
+const A: &str = "add";
+
+/// A decompressing reader for `file`, chosen by its first bytes.
+fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 6];
+    let n = file.read_at(&mut magic, 0)?;
+    file.seek(SeekFrom::Start(0))?;
+    let m = &magic[..n];
+    let r: Box<dyn Read> = if m.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    } else if m.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file)))
+    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(XzReader::new(file))
+    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(file)
+    };
+    Ok(r)
+}
+
+/// lzma-rs decodes into a writer; this runs it on a thread and hands the
+/// output over a pipe-like channel so the tar reader can stream it with
+/// flat memory.
+struct XzReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+struct ChanWriter(std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>);
+
+impl io::Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0
+            .send(Ok(b.to_vec()))
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl XzReader {
+    fn new(file: File) -> XzReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut input = BufReader::new(file);
+            let mut out = io::BufWriter::with_capacity(64 * 1024, ChanWriter(tx.clone()));
+            let r = lzma_rs::xz_decompress(&mut input, &mut out)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+                .and_then(|()| io::Write::flush(&mut out));
+            if let Err(e) = r {
+                let _ = tx.send(Err(e));
+            }
+        });
+        XzReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for XzReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.buf = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Whether `file` is a tar archive (possibly compressed): its first
+/// header reads, as BuildKit's `isArchivePath` (an empty or unknown file
+/// is copied as is). Leaves the file at offset 0.
+pub(crate) fn is_archive(file: &File) -> io::Result<bool> {
+    let probe = file.try_clone()?;
+    let ok = match decoder(probe) {
+        Ok(r) => {
+            let mut ar = tar::Archive::new(r);
+            let first = ar.entries().ok().and_then(|mut e| e.next());
+            matches!(first, Some(Ok(_)))
+        }
+        Err(_) => false,
+    };
+    // The clone shares the offset.
+    let mut f = file;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(ok)
+}
+
+/// Unpacks `file` into `root` (the destination directory). `chown`
+/// overrides the owners recorded in the archive.
+pub(crate) fn extract(
+    root: Root,
+    file: File,
+    chown: Option<Ids>,
+    display: &str,
+) -> Result<(), FileOpError> {
+    let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
+    let mut ar = tar::Archive::new(decoder(file).map_err(bad)?);
+    let spec = DirSpec {
+        mode: 0o755,
+        owner: chown.map(|i| (i.uid, i.gid)),
+        time: None,
+    };
+    let mut created = Vec::new();
+    let mut dirs: Vec<(OwnedFd, i64)> = Vec::new();
+    for entry in ar.entries().map_err(bad)? {
+        let mut e = entry.map_err(bad)?;
+        let comps = clean(&e.path_bytes());
+        if comps.is_empty() {
+            continue;
+        }
+        let at = show(&comps);
+        let err = |e: io::Error| FileOpError::io(A, format!("{display}: {at}"), e);
+        let h = e.header();
+        let kind = h.entry_type();
+        // Go's tar reader reads an empty numeric field as 0; so does kiln.
+        let mode = h.mode().unwrap_or(0) & 0o7777;
+        let (uid, gid) = match chown {
+            Some(i) => (i.uid, i.gid),
+            None => (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32),
+        };
+        let mtime = h.mtime().unwrap_or(0) as i64;
+        let leaf = root
+            .leaf(&comps, false, Some((&spec, &mut created)))
+            .map_err(err)?;
+        let Some(name) = leaf.name.as_deref() else {
+            continue;
+        };
+        let existing = leaf.lstat().map_err(err)?;
+        let keep_dir =
+            existing.is_some_and(|st| file_type(&st) == FileType::Directory && kind.is_dir());
+        if existing.is_some() && !keep_dir {
+            remove_all_at(&leaf.dir, name).map_err(err)?;
+        }
+        let owner = (Some(uid_of(uid)), Some(gid_of(gid)));
+        match kind {
+            tar::EntryType::Directory => {
+                if !keep_dir {
+                    mkdirat(&leaf.dir, name, Mode::from_raw_mode(0o700))
+                        .map_err(|e| err(e.into()))?;
+                }
+                let fd = open_nofollow(&leaf.dir, name, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(err)?;
+                fchown(&fd, owner.0, owner.1).map_err(|e| err(e.into()))?;
+                fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| err(e.into()))?;
+                set_xattrs(&mut e, &fd);
+                dirs.push((fd, mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let fd = open_nofollow(
+                    &leaf.dir,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+                )
+                .map_err(err)?;
+                let mut f = File::from(fd);
+                io::copy(&mut e, &mut f).map_err(err)?;
+                fchown(&f, owner.0, owner.1).map_err(|e| err(e.into()))?;
+                fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| err(e.into()))?;
+                set_xattrs(&mut e, f.as_fd());
+                set_times_fd(&f, (mtime, 0), (mtime, 0)).map_err(err)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| bad(io::Error::other("symlink without target")))?
+                    .into_owned();
+                symlinkat(target.as_slice(), &leaf.dir, name).map_err(|e| err(e.into()))?;
+                chownat(&leaf.dir, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| err(e.into()))?;
+                set_times_at(&leaf.dir, name, (mtime, 0), (mtime, 0)).map_err(err)?;
+            }
+            tar::EntryType::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| bad(io::Error::other("hard link without target")))?
+                    .into_owned();
+                // The target is resolved inside the destination, never
+                // following its last component: a link to `../../etc/shadow`
+                // can only reach the destination's own `etc/shadow`.
+                let tleaf = root.leaf(&clean(&target), false, None).map_err(err)?;
+                let Some(tname) = tleaf.name.as_deref() else {
+                    return Err(err(rustix::io::Errno::PERM.into()));
+                };
+                linkat(&tleaf.dir, tname, &leaf.dir, name, AtFlags::empty())
+                    .map_err(|e| err(e.into()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let ft = match kind {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                mknodat(
+                    &leaf.dir,
+                    name,
+                    ft,
+                    Mode::from_raw_mode(mode),
+                    rustix::fs::makedev(major, minor),
+                )
+                .map_err(|e| err(e.into()))?;
+                chownat(&leaf.dir, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| err(e.into()))?;
+                set_times_at(&leaf.dir, name, (mtime, 0), (mtime, 0)).map_err(err)?;
+            }
+            // Metadata entries are consumed by the tar reader; sparse
+            // and other exotic types are skipped, as go-archive does.
+            _ => {}
+        }
+    }
+    // Children changed the directories' times: set them last, deepest first.
+    for (fd, mtime) in dirs.iter().rev() {
+        set_times_fd(fd, (*mtime, 0), (*mtime, 0)).map_err(|e| FileOpError::io(A, display, e))?;
+    }
+    Ok(())
+}
+
+/// PAX `SCHILY.xattr.*` records, set best effort.
+fn set_xattrs<R: Read>(e: &mut tar::Entry<R>, fd: impl AsFd) {
+    let Ok(Some(exts)) = e.pax_extensions() else {
+        return;
+    };
+    for ext in exts.flatten() {
+        if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+            let _ = rustix::fs::fsetxattr(
+                fd.as_fd(),
+                name,
+                ext.value_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+    }
+}
