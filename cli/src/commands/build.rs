@@ -90,9 +90,15 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         bail!("a context from standard input is not supported yet: pass a directory");
     }
     if !context.is_dir() {
-        bail!("unable to prepare context: path {:?} not found", context.display().to_string());
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            context.display().to_string()
+        );
     }
-    let dockerfile_path = args.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| context.join("Dockerfile"));
     let (name, bytes) = super::parse::read_dockerfile(&dockerfile_path)?;
     let dockerfile = match kiln_parser::parse_bytes(&bytes, &name) {
         Ok(df) => df,
@@ -127,7 +133,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         epoch: source_date_epoch()?,
     };
 
-    let store = Store::open(&g.root).with_context(|| format!("opening the store at {}", g.root.display()))?;
+    let store = Store::open(&g.root)
+        .with_context(|| format!("opening the store at {}", g.root.display()))?;
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
     let mut images = HashMap::new();
     for reference in plan.images() {
@@ -136,7 +143,11 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let build = plan.convert(&images).map_err(|e| anyhow!("{e}"))?;
     let _lease = store.lease(&format!("build-{}", std::process::id()))?;
 
-    let mode = if args.quiet { Mode::Quiet } else { args.progress.resolve() };
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else {
+        args.progress.resolve()
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let worker = Arc::new(LocalWorker::new(
         store.clone(),
@@ -146,11 +157,18 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             secrets: read_secrets(&args.secrets)?,
             ssh: ssh_sockets(&args.ssh)?,
             epoch: options.epoch,
-            no_new_privileges: args.security_opt.iter().any(|o| o == "no-new-privileges" || o == "no-new-privileges:true"),
+            no_new_privileges: args
+                .security_opt
+                .iter()
+                .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true"),
         },
         Some(tx.clone()),
     ));
-    let names: HashMap<_, _> = build.graph.iter().map(|(id, v)| (id, v.name.clone())).collect();
+    let names: HashMap<_, _> = build
+        .graph
+        .iter()
+        .map(|(id, v)| (id, v.name.clone()))
+        .collect();
     let graph = Arc::new(build.graph);
     let target = build.target;
     let solve_options = SolveOptions {
@@ -159,7 +177,9 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         events: Some(tx),
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async {
         let printer = tokio::spawn(async move {
             let mut printer = Printer::new(mode, std::io::stderr(), names);
@@ -175,7 +195,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             }
             printer.finish(started.elapsed());
         });
-        let solved = scheduler::solve(Arc::clone(&graph), target, Arc::new(worker), solve_options).await;
+        let solved =
+            scheduler::solve(Arc::clone(&graph), target, Arc::new(worker), solve_options).await;
         // The worker and the solve hold the last senders: once they are
         // dropped the printer drains and stops.
         let _ = printer.await;
@@ -208,11 +229,15 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     } else if mode != Mode::Quiet {
         eprintln!("writing image {} done", exported.config_digest);
         for t in &args.tags {
-            eprintln!("naming to {} done", kiln_cache::image::normalize_name(t).unwrap_or_else(|_| t.clone()));
+            eprintln!(
+                "naming to {} done",
+                kiln_cache::image::normalize_name(t).unwrap_or_else(|_| t.clone())
+            );
         }
     }
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, &exported.config_digest).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, &exported.config_digest)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.metadata_file {
         let meta = serde_json::json!({
@@ -220,7 +245,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             "containerimage.config.digest": exported.config_digest,
             "image.name": args.tags.iter().map(|t| kiln_cache::image::normalize_name(t).unwrap_or_else(|_| t.clone())).collect::<Vec<_>>().join(","),
         });
-        std::fs::write(path, serde_json::to_vec_pretty(&meta)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -231,7 +257,13 @@ struct Exported {
 }
 
 /// Writes config and manifest for the result, names it, and writes the extra outputs.
-fn export(store: &Store, mut config: ImageConfig, output: &Output, args: &Args, options: &BuildOptions) -> Result<Exported> {
+fn export(
+    store: &Store,
+    mut config: ImageConfig,
+    output: &Output,
+    args: &Args,
+    options: &BuildOptions,
+) -> Result<Exported> {
     let Output::Fs(steps) = output else {
         bail!("the target stage has no filesystem");
     };
@@ -260,7 +292,10 @@ fn export(store: &Store, mut config: ImageConfig, output: &Output, args: &Args, 
     let created = match options.epoch {
         Some(e) => kiln_solver::frontend::rfc3339(e),
         None if newest > 0 => kiln_solver::frontend::rfc3339(newest),
-        None => config.created.clone().unwrap_or_else(|| kiln_solver::frontend::rfc3339(0)),
+        None => config
+            .created
+            .clone()
+            .unwrap_or_else(|| kiln_solver::frontend::rfc3339(0)),
     };
     config.created = Some(created.clone());
     for h in &mut config.history {
@@ -293,19 +328,29 @@ fn export(store: &Store, mut config: ImageConfig, output: &Output, args: &Args, 
 
 /// `--output type=...,dest=...`.
 fn write_output(store: &Store, spec: &str, manifest: &kiln_cache::Digest) -> Result<()> {
-    let fields: BTreeMap<&str, &str> = spec.split(',').filter_map(|kv| kv.split_once('=')).collect();
-    let kind = fields.get("type").copied().unwrap_or(if spec.contains('=') { "local" } else { "local" });
+    let fields: BTreeMap<&str, &str> = spec
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let kind = fields
+        .get("type")
+        .copied()
+        .unwrap_or(if spec.contains('=') { "local" } else { "local" });
     let dest = fields
         .get("dest")
         .copied()
         .or_else(|| (!spec.contains('=')).then_some(spec))
         .ok_or_else(|| anyhow!("--output {spec}: dest= is missing"))?;
     let image = store.load_image(manifest, Vec::new())?;
-    let items = [kiln_cache::transfer::SaveItem { image: image.clone(), names: Vec::new() }];
+    let items = [kiln_cache::transfer::SaveItem {
+        image: image.clone(),
+        names: Vec::new(),
+    }];
     let tmp = PathBuf::from(format!("{dest}.kiln-tmp-{}", std::process::id()));
     match kind {
         "oci" | "docker" => {
-            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
             let file = if kind == "oci" {
                 kiln_cache::transfer::save_oci(store, &items, file)?
             } else {
@@ -315,7 +360,11 @@ fn write_output(store: &Store, spec: &str, manifest: &kiln_cache::Digest) -> Res
             std::fs::rename(&tmp, dest)?;
         }
         "local" | "tar" => {
-            let dir = if kind == "local" { PathBuf::from(dest) } else { tmp.with_extension("dir") };
+            let dir = if kind == "local" {
+                PathBuf::from(dest)
+            } else {
+                tmp.with_extension("dir")
+            };
             std::fs::create_dir_all(&dir)?;
             for (blob, _, _) in image.layers()? {
                 let f = store.content().open_blob(&blob)?;
@@ -355,7 +404,8 @@ fn resolve_image(store: &Store, reference: &str) -> Result<ResolvedImage> {
     let config: ImageConfig = serde_json::from_slice(&image.config_raw)
         .with_context(|| format!("{reference}: reading its image config"))?;
     Ok(ResolvedImage {
-        reference: kiln_cache::image::normalize_name(reference).unwrap_or_else(|_| reference.to_string()),
+        reference: kiln_cache::image::normalize_name(reference)
+            .unwrap_or_else(|_| reference.to_string()),
         digest: image.manifest_digest.to_string(),
         config,
     })
@@ -383,9 +433,11 @@ fn key_values(items: &[String], env_fallback: bool) -> Result<BTreeMap<String, S
 
 fn source_date_epoch() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Ok(Some(
-            v.parse().with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a number of seconds"))?,
-        )),
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v} is not a number of seconds")
+            })?))
+        }
         _ => Ok(None),
     }
 }
@@ -394,7 +446,10 @@ fn source_date_epoch() -> Result<Option<i64>> {
 fn read_secrets(specs: &[String]) -> Result<HashMap<String, Vec<u8>>> {
     let mut out = HashMap::new();
     for spec in specs {
-        let fields: BTreeMap<&str, &str> = spec.split(',').filter_map(|kv| kv.split_once('=')).collect();
+        let fields: BTreeMap<&str, &str> = spec
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
         let id = fields
             .get("id")
             .copied()

@@ -381,7 +381,31 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             cfg,
         )
     } else {
-        bail!("running image {:?} needs kiln's image store, which this build does not have yet; use --rootfs DIR", args.image);
+        let images = kiln_cache::Store::open(&globals.root)?;
+        let image = images.image(&args.image).map_err(|e| match e {
+            kiln_cache::Error::ImageNotFound(_) => anyhow::anyhow!(
+                "Unable to find image {:?} locally (kiln build, kiln load or kiln import it first)",
+                args.image
+            ),
+            e => anyhow::anyhow!(e),
+        })?;
+        // The image's snapshots are the read-only lowers; the container's
+        // writes go to its own upper dir, removed with the container.
+        let mut lowers = images.unpack(&image)?;
+        lowers.reverse();
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty)?;
+            lowers.push(empty);
+        }
+        (
+            Rootfs::Overlay {
+                lowers,
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+            },
+            image.config.config().clone(),
+        )
     };
 
     let mut env = Vec::new();

@@ -273,7 +273,10 @@ impl<'p, 'a> Converter<'p, 'a> {
         };
         let (mut config, mut env) = (config, env);
         // As BuildKit: every stage has a PATH, in its image config and for RUN.
-        if StageEnv::from_config(config.config.env.as_deref()).get("PATH").is_none() {
+        if StageEnv::from_config(config.config.env.as_deref())
+            .get("PATH")
+            .is_none()
+        {
             let path = format!("PATH={DEFAULT_PATH}");
             config.config.env.get_or_insert_with(Vec::new).push(path);
             env.set("PATH", DEFAULT_PATH);

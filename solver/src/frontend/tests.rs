@@ -350,5 +350,8 @@ fn every_stage_gets_a_path_as_buildkit_gives_it() {
     assert!(execs(&b)[0].env[0].starts_with("PATH=/usr/local/sbin"));
     // A base that sets PATH keeps its own.
     let b = build("FROM busybox\n");
-    assert_eq!(b.config.config.env.as_deref().unwrap(), ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+    assert_eq!(
+        b.config.config.env.as_deref().unwrap(),
+        ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+    );
 }

@@ -15,7 +15,12 @@ use crate::op::{ExecOp, NetworkMode, SecurityMode};
 /// Lines of a failed step's output quoted in its error.
 const TAIL_LINES: usize = 10;
 
-pub(super) fn run(w: &LocalWorker, id: VertexId, exec: &ExecOp, inputs: &[Output]) -> Result<Output, WorkerError> {
+pub(super) fn run(
+    w: &LocalWorker,
+    id: VertexId,
+    exec: &ExecOp,
+    inputs: &[Output],
+) -> Result<Output, WorkerError> {
     let base = fs_steps(&inputs[0])?;
     let rootfs_id = w.next_id(id);
     let (rootfs, upper) = prepare_rootfs(w, &rootfs_id, base)?;
@@ -34,7 +39,11 @@ pub(super) fn run(w: &LocalWorker, id: VertexId, exec: &ExecOp, inputs: &[Output
 }
 
 /// A fresh upper/work pair over the base's snapshots, leased in the store.
-pub(super) fn prepare_rootfs(w: &LocalWorker, rootfs_id: &str, base: &[Step]) -> Result<(Rootfs, PathBuf), WorkerError> {
+pub(super) fn prepare_rootfs(
+    w: &LocalWorker,
+    rootfs_id: &str,
+    base: &[Step],
+) -> Result<(Rootfs, PathBuf), WorkerError> {
     let mut lowers = w.lower_dirs(base)?;
     let dir = w.store.snapshots().rootfs_dir(rootfs_id)?;
     let upper = dir.join("upper");
@@ -67,7 +76,12 @@ fn run_in(
 ) -> Result<(), WorkerError> {
     let state_dir = w.store.root().join("builds").join(rootfs_id);
     let mounts = StepMounts::prepare(w, &state_dir, exec, inputs)?;
-    let mut spec = ContainerSpec::new(rootfs_id, rootfs, exec.args.clone(), state_dir.join("container"));
+    let mut spec = ContainerSpec::new(
+        rootfs_id,
+        rootfs,
+        exec.args.clone(),
+        state_dir.join("container"),
+    );
     spec.hostname = "buildkitsandbox".into();
     let mut env = exec.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -81,7 +95,8 @@ fn run_in(
         user.set_username(Some(exec.user.clone()));
         spec.process.set_user(user);
     }
-    spec.process.set_no_new_privileges(Some(w.options.no_new_privileges));
+    spec.process
+        .set_no_new_privileges(Some(w.options.no_new_privileges));
     spec.mounts = mounts.specs.clone();
     spec.network.mode = match exec.network {
         NetworkMode::None => RtNetwork::None,
@@ -94,7 +109,8 @@ fn run_in(
         ));
     }
 
-    let (reader, writer) = nix::unistd::pipe().map_err(|e| WorkerError::Other(format!("pipe: {e}")))?;
+    let (reader, writer) =
+        nix::unistd::pipe().map_err(|e| WorkerError::Other(format!("pipe: {e}")))?;
     let writer2: OwnedFd = writer.try_clone()?;
     spec.stdout = StdioSpec::Fd(writer);
     spec.stderr = StdioSpec::Fd(writer2);

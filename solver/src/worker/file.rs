@@ -1,21 +1,43 @@
 //! COPY/ADD/WORKDIR: file actions applied to an overlay of the base's
-//! snapshots, in a private mount namespace so no mount outlives the step,
-//! whose upper dir becomes the step's layer.
+//! snapshots, whose upper dir becomes the step's layer.
+//!
+//! The overlay (and read-only views of the stages copied from) are mounted
+//! in a private mount namespace of a thread made for the step: when the
+//! thread ends, the namespace and every mount in it go away, so a failed or
+//! killed step can leave no mount behind on the host.
+
+use std::path::{Path, PathBuf};
+
+use kiln_executor::spec::Rootfs;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
 
 use super::exec::prepare_rootfs;
 use super::{fs_steps, LocalWorker, Output, WorkerError};
+use crate::fileop::{self, CopySource, FileOpEnv};
 use crate::graph::VertexId;
 use crate::op::FileOp;
 
-pub(super) fn run(w: &LocalWorker, id: VertexId, op: &FileOp, inputs: &[Output]) -> Result<Output, WorkerError> {
-    // A file op with no base input (heredoc scripts) starts from scratch.
+pub(super) fn run(
+    w: &LocalWorker,
+    id: VertexId,
+    op: &FileOp,
+    inputs: &[Output],
+) -> Result<Output, WorkerError> {
+    // A file op with no base input (a heredoc script) starts from scratch.
     let base = match inputs.first() {
         Some(o) => fs_steps(o)?.to_vec(),
         None => Vec::new(),
     };
     let rootfs_id = w.next_id(id);
     let (rootfs, upper) = prepare_rootfs(w, &rootfs_id, &base)?;
-    let result = apply_in_namespace(w, &rootfs_id, rootfs, op, inputs);
+    let scratch = w.store.root().join("builds").join(&rootfs_id);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| apply_in_private_namespace(w, &scratch, &rootfs, op, inputs))
+            .join()
+            .unwrap_or_else(|_| Err(WorkerError::Other("the file operation panicked".into())))
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
     match result {
         Ok(()) => {
             let mut steps = base.clone();
@@ -29,12 +51,117 @@ pub(super) fn run(w: &LocalWorker, id: VertexId, op: &FileOp, inputs: &[Output])
     }
 }
 
-fn apply_in_namespace(
-    _w: &LocalWorker,
-    _rootfs_id: &str,
-    _rootfs: kiln_executor::spec::Rootfs,
-    _op: &FileOp,
-    _inputs: &[Output],
+/// Runs on a thread of its own, which this function moves into a new mount
+/// namespace: never call it on a pooled thread.
+fn apply_in_private_namespace(
+    w: &LocalWorker,
+    scratch: &Path,
+    rootfs: &Rootfs,
+    op: &FileOp,
+    inputs: &[Output],
 ) -> Result<(), WorkerError> {
-    Err(WorkerError::File("file operations are not wired yet".into()))
+    let sys = |what: &str, e: nix::Error| WorkerError::Other(format!("{what}: {e}"));
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
+        .map_err(|e| sys("unshare mount namespace", e))?;
+    // Nothing mounted here may propagate back to the host's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| sys("make mounts private", e))?;
+
+    let merged = scratch.join("merged");
+    std::fs::create_dir_all(&merged)?;
+    mount_rootfs(rootfs, &merged)?;
+
+    let mut roots: Vec<(PathBuf, bool)> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            _ if i == 0 => roots.push((merged.clone(), false)),
+            Output::Context => roots.push((w.options.context.clone(), true)),
+            Output::Fs(steps) => {
+                let view = scratch.join(format!("input-{i}"));
+                std::fs::create_dir_all(&view)?;
+                let lowers = w.lower_dirs(steps)?;
+                match lowers.len() {
+                    0 => {}
+                    1 => mount(
+                        Some(&lowers[0]),
+                        &view,
+                        None::<&str>,
+                        MsFlags::MS_BIND,
+                        None::<&str>,
+                    )
+                    .map_err(|e| sys("bind a source stage", e))?,
+                    _ => {
+                        let lower = join_lowers(&lowers);
+                        mount(
+                            Some("overlay"),
+                            &view,
+                            Some("overlay"),
+                            MsFlags::MS_RDONLY,
+                            Some(format!("lowerdir={lower}").as_str()),
+                        )
+                        .map_err(|e| sys("mount a source stage", e))?
+                    }
+                }
+                roots.push((view, false));
+            }
+        }
+    }
+    let ignore = w.options.ignore.as_ref();
+    let sources: Vec<CopySource<'_>> = roots
+        .iter()
+        .map(|(root, is_context)| {
+            if *is_context {
+                CopySource::context(root, ignore)
+            } else {
+                CopySource::rootfs(root)
+            }
+        })
+        .collect();
+    let env = FileOpEnv {
+        dest_root: &merged,
+        inputs: &sources,
+        epoch: w.options.epoch,
+    };
+    fileop::apply(&env, &op.actions).map_err(|e| WorkerError::File(e.to_string()))
+}
+
+fn join_lowers(lowers: &[PathBuf]) -> String {
+    lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn mount_rootfs(rootfs: &Rootfs, at: &Path) -> Result<(), WorkerError> {
+    let Rootfs::Overlay {
+        lowers,
+        upper,
+        work,
+    } = rootfs
+    else {
+        return Err(WorkerError::Other(
+            "file operations need an overlay rootfs".into(),
+        ));
+    };
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        join_lowers(lowers),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        at,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| WorkerError::Other(format!("mount the step's overlay: {e}")))
 }

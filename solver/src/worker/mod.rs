@@ -148,7 +148,11 @@ pub struct LocalWorker {
 
 impl LocalWorker {
     /// A worker over `store`; progress (RUN output) goes to `events`.
-    pub fn new(store: Store, options: WorkerOptions, events: Option<mpsc::UnboundedSender<Event>>) -> Self {
+    pub fn new(
+        store: Store,
+        options: WorkerOptions,
+        events: Option<mpsc::UnboundedSender<Event>>,
+    ) -> Self {
         let build_id = format!(
             "build-{}-{}",
             std::process::id(),
@@ -178,7 +182,11 @@ impl LocalWorker {
 
     fn log(&self, vertex: VertexId, stream: u8, data: Vec<u8>) {
         if let Some(tx) = &self.events {
-            let _ = tx.send(Event::Log { vertex, stream, data });
+            let _ = tx.send(Event::Log {
+                vertex,
+                stream,
+                data,
+            });
         }
     }
 
@@ -188,7 +196,8 @@ impl LocalWorker {
         if let Some(index) = slot.as_ref() {
             return Ok(Arc::clone(index));
         }
-        let cache_file = cache_file_for(&self.store.root().join("statcache"), &self.options.context);
+        let cache_file =
+            cache_file_for(&self.store.root().join("statcache"), &self.options.context);
         let mut cache = StatCache::load(&cache_file);
         let ignore = self.options.ignore.clone();
         let filter = move |path: &str, is_dir: bool| -> Walk {
@@ -219,7 +228,9 @@ impl LocalWorker {
         let mut parent: Option<Digest> = None;
         for step in steps {
             if let Step::Layer(l) = step {
-                let dir = self.store.ensure_snapshot(&l.chain, parent.as_ref(), &l.diff_id, &l.blob)?;
+                let dir =
+                    self.store
+                        .ensure_snapshot(&l.chain, parent.as_ref(), &l.diff_id, &l.blob)?;
                 dirs.push(dir);
                 parent = Some(l.chain.clone());
             }
@@ -229,7 +240,12 @@ impl LocalWorker {
     }
 
     /// Turns a finished step's upper dir into a layer and its snapshot.
-    fn commit_upper(&self, rootfs_id: &str, upper: &Path, base: &[Step]) -> Result<Step, WorkerError> {
+    fn commit_upper(
+        &self,
+        rootfs_id: &str,
+        upper: &Path,
+        base: &[Step],
+    ) -> Result<Step, WorkerError> {
         if dir_is_empty(upper)? {
             self.store.remove_rootfs(rootfs_id)?;
             return Ok(Step::Empty);
@@ -252,7 +268,9 @@ impl LocalWorker {
                 Step::Empty => None,
             })
             .collect();
-        let chain = self.store.commit_rootfs(rootfs_id, &parents, &info.diff_id)?;
+        let chain = self
+            .store
+            .commit_rootfs(rootfs_id, &parents, &info.diff_id)?;
         Ok(Step::Layer(Layer {
             diff_id: info.diff_id,
             blob: info.digest,
@@ -287,10 +305,12 @@ impl LocalWorker {
         match &vertex.op {
             Op::Source(SourceOp::Scratch) => Ok(Output::Fs(Vec::new())),
             Op::Source(SourceOp::Local { .. }) => Ok(Output::Context),
-            Op::Source(SourceOp::Image { reference, digest, .. }) => {
-                let digest = digest
-                    .as_ref()
-                    .ok_or_else(|| WorkerError::Other(format!("image {reference} was not resolved")))?;
+            Op::Source(SourceOp::Image {
+                reference, digest, ..
+            }) => {
+                let digest = digest.as_ref().ok_or_else(|| {
+                    WorkerError::Other(format!("image {reference} was not resolved"))
+                })?;
                 let manifest: Digest = digest
                     .parse()
                     .map_err(|e: kiln_cache::Error| WorkerError::Other(e.to_string()))?;
@@ -343,7 +363,12 @@ impl Worker for Arc<LocalWorker> {
     type Output = Output;
     type Error = WorkerError;
 
-    async fn content_key(&self, graph: &Graph, id: VertexId, input: usize) -> Result<Option<CacheKey>, WorkerError> {
+    async fn content_key(
+        &self,
+        graph: &Graph,
+        id: VertexId,
+        input: usize,
+    ) -> Result<Option<CacheKey>, WorkerError> {
         let vertex = graph.vertex(id);
         let source = graph.vertex(vertex.inputs[input]);
         if !matches!(source.op, Op::Source(SourceOp::Local { .. })) {
@@ -365,7 +390,10 @@ impl Worker for Arc<LocalWorker> {
             }
             Op::Exec(e) => {
                 for m in &e.mounts {
-                    if let crate::op::MountKind::Bind { input: i, source, .. } = &m.kind {
+                    if let crate::op::MountKind::Bind {
+                        input: i, source, ..
+                    } = &m.kind
+                    {
                         if *i == input {
                             prefixes.push(literal_prefix(source));
                         }

@@ -23,7 +23,12 @@ pub(super) struct StepMounts {
 }
 
 impl StepMounts {
-    pub fn prepare(w: &LocalWorker, state_dir: &Path, exec: &ExecOp, inputs: &[Output]) -> Result<Self, WorkerError> {
+    pub fn prepare(
+        w: &LocalWorker,
+        state_dir: &Path,
+        exec: &ExecOp,
+        inputs: &[Output],
+    ) -> Result<Self, WorkerError> {
         let mut out = StepMounts {
             specs: Vec::new(),
             secret_env: Vec::new(),
@@ -38,11 +43,20 @@ impl StepMounts {
         Ok(out)
     }
 
-    fn fill(&mut self, w: &LocalWorker, exec: &ExecOp, inputs: &[Output]) -> Result<(), WorkerError> {
+    fn fill(
+        &mut self,
+        w: &LocalWorker,
+        exec: &ExecOp,
+        inputs: &[Output],
+    ) -> Result<(), WorkerError> {
         for (n, m) in exec.mounts.iter().enumerate() {
             let destination = PathBuf::from(&m.target);
             match &m.kind {
-                MountKind::Bind { input, source, readonly } => {
+                MountKind::Bind {
+                    input,
+                    source,
+                    readonly,
+                } => {
                     let root = self.input_root(w, n, &inputs[*input])?;
                     let resolved = resolve_inside(&root, source)?;
                     let source = if *readonly {
@@ -52,9 +66,21 @@ impl StepMounts {
                         // (FACTS.md: buildah 1.28 gets this wrong).
                         self.overlay_view(n, &[resolved], true)?
                     };
-                    self.specs.push(MountSpec::Bind { source, destination, readonly: *readonly });
+                    self.specs.push(MountSpec::Bind {
+                        source,
+                        destination,
+                        readonly: *readonly,
+                    });
                 }
-                MountKind::Cache { id, sharing, readonly, mode, uid, gid, .. } => {
+                MountKind::Cache {
+                    id,
+                    sharing,
+                    readonly,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
                     let dir = w
                         .store
                         .root()
@@ -77,8 +103,18 @@ impl StepMounts {
                         readonly: *readonly,
                     });
                 }
-                MountKind::Tmpfs { size } => self.specs.push(MountSpec::Tmpfs { destination, size: *size }),
-                MountKind::Secret { id, env, required, mode, uid, gid } => {
+                MountKind::Tmpfs { size } => self.specs.push(MountSpec::Tmpfs {
+                    destination,
+                    size: *size,
+                }),
+                MountKind::Secret {
+                    id,
+                    env,
+                    required,
+                    mode,
+                    uid,
+                    gid,
+                } => {
                     let Some(data) = w.options.secrets.get(id) else {
                         if *required {
                             return Err(WorkerError::MissingSecret(id.clone()));
@@ -86,7 +122,8 @@ impl StepMounts {
                         continue;
                     };
                     if let Some(name) = env {
-                        self.secret_env.push(format!("{name}={}", String::from_utf8_lossy(data)));
+                        self.secret_env
+                            .push(format!("{name}={}", String::from_utf8_lossy(data)));
                     }
                     if !m.target.is_empty() {
                         self.specs.push(MountSpec::Secret {
@@ -99,9 +136,14 @@ impl StepMounts {
                     }
                 }
                 MountKind::Ssh { id, required, .. } => match w.options.ssh.get(id) {
-                    Some(socket) => self.specs.push(MountSpec::SshAgent { socket: socket.clone(), destination }),
+                    Some(socket) => self.specs.push(MountSpec::SshAgent {
+                        socket: socket.clone(),
+                        destination,
+                    }),
                     None if *required => {
-                        return Err(WorkerError::Other(format!("ssh agent {id} not found: pass --ssh {id}")))
+                        return Err(WorkerError::Other(format!(
+                            "ssh agent {id} not found: pass --ssh {id}"
+                        )))
                     }
                     None => {}
                 },
@@ -112,7 +154,12 @@ impl StepMounts {
 
     /// The directory a bind mount reads from: the context, or a read-only
     /// view of another stage's layers.
-    fn input_root(&mut self, w: &LocalWorker, n: usize, input: &Output) -> Result<PathBuf, WorkerError> {
+    fn input_root(
+        &mut self,
+        w: &LocalWorker,
+        n: usize,
+        input: &Output,
+    ) -> Result<PathBuf, WorkerError> {
         match input {
             Output::Context => Ok(w.options.context.clone()),
             Output::Fs(steps) => {
@@ -129,26 +176,51 @@ impl StepMounts {
 
     /// Mounts an overlay of `lowers` (topmost first) on the host, writable
     /// into a scratch upper dir when `writable`.
-    fn overlay_view(&mut self, n: usize, lowers: &[PathBuf], writable: bool) -> Result<PathBuf, WorkerError> {
+    fn overlay_view(
+        &mut self,
+        n: usize,
+        lowers: &[PathBuf],
+        writable: bool,
+    ) -> Result<PathBuf, WorkerError> {
         let base = self.scratch.join(format!("view-{n}-{}", self.views.len()));
         let merged = base.join("merged");
         std::fs::create_dir_all(&merged)?;
-        let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let lower = lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
         let mut opts = format!("lowerdir={lower}");
         if writable {
             let (upper, work) = (base.join("upper"), base.join("work"));
             std::fs::create_dir_all(&upper)?;
             std::fs::create_dir_all(&work)?;
-            opts.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
+            opts.push_str(&format!(
+                ",upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ));
         } else if lowers.len() == 1 {
             // overlayfs wants two lowers without an upper dir; a bind will do.
-            mount(Some(&lowers[0]), &merged, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>)
-                .map_err(|e| WorkerError::Other(format!("bind {}: {e}", lowers[0].display())))?;
+            mount(
+                Some(&lowers[0]),
+                &merged,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(|e| WorkerError::Other(format!("bind {}: {e}", lowers[0].display())))?;
             self.views.push(merged.clone());
             return Ok(merged);
         }
-        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-            .map_err(|e| WorkerError::Other(format!("overlay view for a RUN mount: {e}")))?;
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| WorkerError::Other(format!("overlay view for a RUN mount: {e}")))?;
         self.views.push(merged.clone());
         Ok(merged)
     }
