@@ -165,6 +165,8 @@ struct Run<W: Worker> {
     jobs: Semaphore,
     options: SolveOptions,
     tasks: Mutex<JoinSet<()>>,
+    /// Vertices already reported as started or cached.
+    announced: Mutex<std::collections::HashSet<VertexId>>,
 }
 
 /// Builds `target` of `graph` with `worker`.
@@ -183,6 +185,7 @@ pub async fn solve<W: Worker>(
         jobs: Semaphore::new(options.jobs.max(1)),
         options,
         tasks: Mutex::new(JoinSet::new()),
+        announced: Mutex::new(std::collections::HashSet::new()),
     });
     let result = Arc::clone(&run).resolve(target).await;
     // Success or failure, nothing started for this solve may outlive it.
@@ -276,7 +279,10 @@ impl<W: Worker> Run<W> {
         if !self.options.no_cache && !self.graph.vertex(id).ignore_cache {
             match self.worker.lookup(record).await {
                 Ok(Some(out)) => {
-                    self.emit(Event::Cached { vertex: id });
+                    self.announce_cached_below(id).await;
+                    if self.announce(id) {
+                        self.emit(Event::Cached { vertex: id });
+                    }
                     return Ok(out);
                 }
                 Ok(None) => {}
@@ -285,6 +291,7 @@ impl<W: Worker> Run<W> {
         }
         let inputs = self.inputs_of(id).await?;
         let _permit = self.jobs.acquire().await.expect("semaphore never closed");
+        self.announce(id);
         self.emit(Event::Started { vertex: id });
         let started = Instant::now();
         match self.worker.execute(&self.graph, id, record, inputs).await {
@@ -325,6 +332,27 @@ impl<W: Worker> Run<W> {
             });
         }
         futures::future::try_join_all(receivers).await
+    }
+
+    /// Marks `id` as reported; false when it already was.
+    fn announce(&self, id: VertexId) -> bool {
+        self.announced.lock().expect("announced lock").insert(id)
+    }
+
+    /// A cache hit needs nothing below it, but users expect every step whose
+    /// result is in the cache to say so, as BuildKit shows them: report the
+    /// ancestors that are cached too (a lookup each, no work).
+    async fn announce_cached_below(&self, id: VertexId) {
+        for below in self.graph.needed_by(id) {
+            if below == id || self.announced.lock().expect("announced lock").contains(&below) {
+                continue;
+            }
+            if let Ok(Some(_)) = self.worker.lookup(&self.keys[&below]).await {
+                if self.announce(below) {
+                    self.emit(Event::Cached { vertex: below });
+                }
+            }
+        }
     }
 
     fn failed(&self, id: VertexId, e: W::Error) -> SolveError<W::Error> {
@@ -543,8 +571,10 @@ mod tests {
         assert_eq!(first.output, second.output);
         assert!(w.executed.lock().unwrap().is_empty());
         let mut rx = events.1;
+        // Everything cached below the hit is reported as cached, in order, once.
+        assert_eq!(rx.recv().await, Some(Event::Cached { vertex: base }));
         assert_eq!(rx.recv().await, Some(Event::Cached { vertex: step }));
-        assert!(rx.try_recv().is_err(), "only the target was looked at");
+        assert!(rx.try_recv().is_err(), "each step is reported once");
     }
 
     #[tokio::test]
