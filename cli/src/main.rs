@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile.
-    Build(commands::build::Args),
+    Build(Box<commands::build::Args>),
     /// Show kiln's version and build information.
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
         debug: cli.debug,
     };
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(&globals, args),
+        Command::Build(args) => commands::build::run(&globals, *args),
         Command::Version(args) => commands::version::run(&globals, args),
         Command::Completion(args) => commands::completion::run(args),
         Command::Parse(args) => commands::parse::run(args),

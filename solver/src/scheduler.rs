@@ -344,7 +344,13 @@ impl<W: Worker> Run<W> {
     /// ancestors that are cached too (a lookup each, no work).
     async fn announce_cached_below(&self, id: VertexId) {
         for below in self.graph.needed_by(id) {
-            if below == id || self.announced.lock().expect("announced lock").contains(&below) {
+            if below == id
+                || self
+                    .announced
+                    .lock()
+                    .expect("announced lock")
+                    .contains(&below)
+            {
                 continue;
             }
             if let Ok(Some(_)) = self.worker.lookup(&self.keys[&below]).await {

@@ -332,10 +332,7 @@ fn write_output(store: &Store, spec: &str, manifest: &kiln_cache::Digest) -> Res
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .collect();
-    let kind = fields
-        .get("type")
-        .copied()
-        .unwrap_or(if spec.contains('=') { "local" } else { "local" });
+    let kind = fields.get("type").copied().unwrap_or("local");
     let dest = fields
         .get("dest")
         .copied()
