@@ -69,6 +69,7 @@ struct RootPlan {
     rootfs: Rootfs,
     merged: PathBuf,
     secrets_dir: PathBuf,
+    devs_dir: PathBuf,
     mounts: Vec<MountSpec>,
     files: Vec<GeneratedFile>,
     hostname: Option<String>,
@@ -333,7 +334,8 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
     let state = spec.state_dir.clone();
     let merged = state.join("rootfs");
     let secrets_dir = state.join("secrets");
-    for d in [&state, &merged, &secrets_dir] {
+    let devs_dir = state.join("devs");
+    for d in [&state, &merged, &secrets_dir, &devs_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     let locks = prepare_caches(&mut spec.mounts)?;
@@ -358,6 +360,7 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         rootfs: spec.rootfs.clone(),
         merged,
         secrets_dir,
+        devs_dir,
         mounts: spec.mounts.clone(),
         files,
         hostname: new_net.then(|| spec.hostname.clone()),
@@ -679,7 +682,8 @@ fn container_init(rp: &RootPlan, plan: &ProcPlan, fds: ChildFds) -> ChildResult 
         nix::sys::stat::Mode::empty(),
     )
     .map_err(fail("open rootfs"))?;
-    mounts::populate(&root, &rp.mounts, &rp.files, &rp.secrets_dir).map_err(fail("mounts"))?;
+    mounts::populate(&root, &rp.mounts, &rp.files, &rp.secrets_dir, &rp.devs_dir)
+        .map_err(fail("mounts"))?;
     mounts::pivot(&root).map_err(fail("pivot_root"))?;
     drop(root);
     mounts::protect_proc_and_sys().map_err(fail("masked paths"))?;

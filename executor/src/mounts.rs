@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
 use crate::rootfs::{fd_path, mkdir_all_in_root, mount_point_in_root, open_in_root};
@@ -78,9 +78,7 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
                     None::<&str>,
                 ),
             )?;
-            if *readonly {
-                remount_ro(target)?;
-            }
+            remount(target, *readonly)?;
         }
         Rootfs::Overlay {
             lowers,
@@ -100,7 +98,7 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
                     Some("overlay"),
                     target,
                     Some("overlay"),
-                    MsFlags::empty(),
+                    MsFlags::MS_NODEV,
                     Some(opts.as_str()),
                 ),
             )?;
@@ -118,13 +116,25 @@ fn escape_overlay(p: &Path) -> String {
 }
 
 fn remount_ro(target: &Path) -> Result<()> {
+    remount(target, true)
+}
+
+/// Remounts a bind mount `nodev` (and read-only when asked). Every mount a
+/// container can write to is `nodev`: a device node it makes with CAP_MKNOD
+/// (docker's default) cannot be opened, so the host's disks stay out of
+/// reach without a devices cgroup (a cgroup v1 attach costs milliseconds per
+/// container; v2 would need a BPF program).
+fn remount(target: &Path, readonly: bool) -> Result<()> {
     // Keep the flags the kernel locked on the mount (nosuid, nodev, noexec):
     // a bind remount that tries to clear them fails.
     let st = sys(
         || format!("statvfs {}", target.display()),
         nix::sys::statvfs::statvfs(target),
     )?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV;
+    if readonly {
+        flags |= MsFlags::MS_RDONLY;
+    }
     use nix::sys::statvfs::FsFlags;
     for (f, m) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -147,6 +157,7 @@ pub fn populate(
     mounts: &[MountSpec],
     files: &[GeneratedFile],
     secrets_dir: &Path,
+    devs_dir: &Path,
 ) -> Result<()> {
     let r = root.as_raw_fd();
     let at = |p: &str, dir: bool| -> Result<OwnedFd> {
@@ -172,7 +183,7 @@ pub fn populate(
             Some("tmpfs"),
             &fd_path(&dev),
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
     )?;
@@ -180,18 +191,49 @@ pub fn populate(
     let dev = open_in_root(r, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| Error::sys("open /dev", e))?;
     let dp = fd_path(&dev);
+    // /dev is nodev: each allowed device is a node made on a private
+    // staging tmpfs (never the host's own inode: a chmod in the container
+    // must not reach the host's /dev/null) and bound onto an empty file, a
+    // mount of its own without nodev. The staging tmpfs is detached after,
+    // so a node made with mknod anywhere the container can reach is dead.
+    sys(
+        || "mount device staging tmpfs".into(),
+        mount(
+            Some("tmpfs"),
+            devs_dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=755,size=64k"),
+        ),
+    )?;
     for (name, maj, min) in DEVICES {
+        let node = devs_dir.join(name);
         sys(
-            || format!("mknod /dev/{name}"),
-            mknodat(
-                &dev,
-                *name,
-                SFlag::S_IFCHR,
+            || format!("mknod {name}"),
+            nix::sys::stat::mknod(
+                &node,
+                nix::sys::stat::SFlag::S_IFCHR,
                 Mode::from_bits_truncate(0o666),
-                makedev(*maj, *min),
+                nix::sys::stat::makedev(*maj, *min),
+            ),
+        )?;
+        let target = dp.join(name);
+        std::fs::File::create(&target).map_err(|e| Error::io(&target, e))?;
+        sys(
+            || format!("bind /dev/{name}"),
+            mount(
+                Some(node.as_path()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
             ),
         )?;
     }
+    sys(
+        || "detach device staging tmpfs".into(),
+        umount2(devs_dir, MntFlags::MNT_DETACH),
+    )?;
     for (name, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -279,9 +321,7 @@ pub fn populate(
                         None::<&str>,
                     ),
                 )?;
-                if *readonly {
-                    remount_ro_in_root(r, dest)?;
-                }
+                remount_in_root(r, dest, *readonly)?;
             }
             MountSpec::Tmpfs { size, .. } => {
                 let t = mkdir_all_in_root(r, dest)
@@ -355,7 +395,7 @@ pub fn populate(
                         None::<&str>,
                     ),
                 )?;
-                remount_ro_in_root(r, dest)?;
+                remount_in_root(r, dest, true)?;
             }
             MountSpec::SshAgent { socket, .. } => {
                 let t = mount_point_in_root(r, dest, false)
@@ -400,12 +440,12 @@ pub fn populate(
     Ok(())
 }
 
-/// Remounts the mount now on top of `dest` read-only. The descriptor used
+/// Remounts the mount now on top of `dest` (see [`remount`]). The descriptor used
 /// to mount still names the covered directory, so `dest` is resolved again.
-fn remount_ro_in_root(root: std::os::fd::RawFd, dest: &Path) -> Result<()> {
+fn remount_in_root(root: std::os::fd::RawFd, dest: &Path, readonly: bool) -> Result<()> {
     let top = open_in_root(root, dest, libc::O_PATH, 0)
         .map_err(|e| Error::sys(format!("resolve {}", dest.display()), e))?;
-    remount_ro(&fd_path(&top))
+    remount(&fd_path(&top), readonly)
 }
 
 fn unique(mut p: PathBuf) -> PathBuf {

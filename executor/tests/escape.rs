@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{host_mounts_with, run, sh, Sandbox};
@@ -477,4 +477,19 @@ fn the_rootfs_directory_is_never_modified() {
             .count(),
         before
     );
+}
+
+#[test]
+fn changing_the_containers_devices_does_not_touch_the_hosts() {
+    use std::os::unix::fs::PermissionsExt;
+    let before = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+    let out = sh("chmod 000 /dev/null; chown 65534 /dev/zero; rm -f /dev/urandom; ls -l /dev/null | cut -c1-10");
+    assert_eq!(out.stdout, "c---------\n", "{out:?}");
+    assert_eq!(
+        std::fs::metadata("/dev/null").unwrap().permissions().mode(),
+        before
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata("/dev/zero").unwrap().uid(), 0);
+    assert!(Path::new("/dev/urandom").exists());
 }
