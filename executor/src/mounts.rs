@@ -191,32 +191,22 @@ pub fn populate(
     let dev = open_in_root(r, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| Error::sys("open /dev", e))?;
     let dp = fd_path(&dev);
-    // /dev is nodev: each allowed device is a node made on a private
-    // staging tmpfs (never the host's own inode: a chmod in the container
-    // must not reach the host's /dev/null) and bound onto an empty file, a
-    // mount of its own without nodev. The staging tmpfs is detached after,
-    // so a node made with mknod anywhere the container can reach is dead.
-    sys(
-        || "mount device staging tmpfs".into(),
-        mount(
-            Some("tmpfs"),
-            devs_dir,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some("mode=755,size=64k"),
-        ),
-    )?;
+    // /dev is nodev: each allowed device is a node of the container's own,
+    // made in its private state directory on the host (never the host's
+    // /dev inode: a chmod in the container must not reach the host's
+    // /dev/null), bound onto an empty file: a mount of its own without
+    // nodev. A node made with mknod anywhere the container can write is dead.
     for (name, maj, min) in DEVICES {
         let node = devs_dir.join(name);
-        sys(
-            || format!("mknod {name}"),
-            nix::sys::stat::mknod(
-                &node,
-                nix::sys::stat::SFlag::S_IFCHR,
-                Mode::from_bits_truncate(0o666),
-                nix::sys::stat::makedev(*maj, *min),
-            ),
-        )?;
+        match nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(*maj, *min),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("mknod {}", node.display()), e)),
+        }
         let target = dp.join(name);
         std::fs::File::create(&target).map_err(|e| Error::io(&target, e))?;
         sys(
@@ -230,10 +220,6 @@ pub fn populate(
             ),
         )?;
     }
-    sys(
-        || "detach device staging tmpfs".into(),
-        umount2(devs_dir, MntFlags::MNT_DETACH),
-    )?;
     for (name, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
