@@ -11,6 +11,7 @@ if [ -z "${KILN:-}" ]; then
   cargo build --release -q --bin kiln
   KILN=$PWD/target/release/kiln
 fi
+cargo build --release -q -p kiln-executor --example start_bench
 W=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf --one-file-system "$W"' EXIT
 RFS=$W/rootfs
@@ -55,3 +56,6 @@ print(f"kiln run --rm --network none --rootfs DIR /bin/true: median {km:.1f} ms,
 print(f"runc run (default spec, same rootfs):            median {rm_:.1f} ms, p99 {r99:.1f} ms")
 print(f"ratio kiln/runc: median {km/rm_:.2f}, p99 {k99/r99:.2f}")
 PY
+echo "--- the library (what a RUN step costs)"
+mkdir -p "$W/lib"
+target/release/examples/start_bench "$RFS" "$W/bundle" "$W/lib" "$RUNS"

@@ -130,6 +130,34 @@ impl Running {
         code
     }
 
+    /// Waits at most `timeout`; a container still running then is killed
+    /// (nothing of it survives) and `Ok(None)` is returned.
+    pub fn wait_timeout(mut self, timeout: std::time::Duration) -> Result<Option<i32>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match waitpid(self.holder, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => {
+                    self.reaped = true;
+                    self.release();
+                    return Ok(Some(c));
+                }
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    self.reaped = true;
+                    self.release();
+                    return Ok(Some(128 + s as i32));
+                }
+                Err(nix::Error::EINTR) | Ok(_) => {}
+                Err(e) => return Err(Error::sys("wait for container", e)),
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.kill();
+                self.wait()?;
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     fn release(&mut self) {
         self.ports = None;
         self.slirp = None;

@@ -410,8 +410,18 @@ pub fn populate(
         if mounts.iter().any(|m| m.destination() == f.destination) {
             continue;
         }
-        let t = mount_point_in_root(r, &f.destination, false)
-            .map_err(|e| Error::sys(format!("mount point {}", f.destination.display()), e))?;
+        let t = match mount_point_in_root(r, &f.destination, false) {
+            Ok(t) => t,
+            // A read-only rootfs without the file: the image keeps its own
+            // (or none), as with runc on a read-only bundle.
+            Err(nix::errno::Errno::EROFS) => continue,
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("mount point {}", f.destination.display()),
+                    e,
+                ))
+            }
+        };
         sys(
             || format!("bind {}", f.destination.display()),
             mount(

@@ -87,8 +87,13 @@ impl Drop for RawMode {
     }
 }
 
-nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
-nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+mod ioctls {
+    //! The window-size ioctls (private: used by `copy_winsize`).
+    #![allow(missing_docs)]
+    nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
+    nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+}
+use ioctls::{get_winsize, set_winsize};
 
 /// Copies the window size of terminal `from` to pty `to` (on start and on SIGWINCH).
 pub fn copy_winsize(from: RawFd, to: RawFd) {

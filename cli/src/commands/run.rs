@@ -555,7 +555,19 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 /// Records the exit (or removes the container with --rm).
 pub(crate) fn finish(store: &Store, rec: &mut ContainerRecord, code: Option<i32>) {
     if rec.auto_remove {
-        let _ = store.remove(&rec.id);
+        // Move the directory aside now; a forked child deletes it while this
+        // process exits (the next start cleans up if the child dies).
+        if let Ok(trash) = store.discard(&rec.id) {
+            // SAFETY: the child only deletes files and calls _exit.
+            if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+                // Let go of kiln's stdio: a `$(kiln run --rm ...)` must not wait for us.
+                // SAFETY: closing our own copies of the standard descriptors.
+                unsafe { libc::close_range(0, 2, 0) };
+                let _ = kiln_executor::state::remove_tree_one_fs(&trash);
+                // SAFETY: _exit in a forked child.
+                unsafe { libc::_exit(0) };
+            }
+        }
         return;
     }
     rec.status = Status::Exited;
