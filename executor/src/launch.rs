@@ -96,6 +96,8 @@ pub struct Running {
     pub pty_master: Option<OwnedFd>,
     /// Published ports, with the host ports actually bound.
     pub ports: Option<PortProxy>,
+    /// cgroup controllers the host lacks, so their limits were not applied.
+    pub skipped_limits: Vec<&'static str>,
     cgroups: Cgroups,
     slirp: Option<Slirp>,
     _locks: Vec<std::fs::File>,
@@ -422,6 +424,7 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         holder,
         pty_master: master,
         ports: None,
+        skipped_limits: cgroups.skipped.clone(),
         cgroups,
         slirp: None,
         _locks: locks,
@@ -996,6 +999,7 @@ pub fn exec(id: &str, pid: i32, spec: ExecSpec) -> Result<Running> {
         holder,
         pty_master: master,
         ports: None,
+        skipped_limits: Vec::new(),
         cgroups: Cgroups::default(),
         slirp: None,
         _locks: Vec::new(),

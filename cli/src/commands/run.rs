@@ -532,6 +532,12 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
+    if !running.skipped_limits.is_empty() {
+        eprintln!(
+            "kiln: warning: this host has no {} cgroup controller: those limits are not applied",
+            running.skipped_limits.join("/")
+        );
+    }
     rec.status = Status::Running;
     rec.pid = Some(running.pid);
     rec.ports = running
