@@ -371,9 +371,17 @@ fn symlink_in_a_mount_destination_cannot_place_a_mount_on_the_host() {
         destination: "/data/sub".into(),
         readonly: true,
     });
-    if let Ok(out) = run(spec) {
-        assert!(out.stdout.contains("payload"), "{out:?}");
-    }
+    // The link is followed inside the root: the mount point is made there.
+    let out = run(spec).unwrap();
+    assert!(out.stdout.contains("payload"), "{out:?}");
+    let inside = sb2
+        .upper()
+        .join(host.path().strip_prefix("/").unwrap())
+        .join("sub");
+    assert!(
+        inside.is_dir(),
+        "mount point made inside the container's layer"
+    );
     assert_eq!(
         std::fs::read_dir(host.path()).unwrap().count(),
         0,

@@ -350,6 +350,17 @@ fn random_name() -> String {
     )
 }
 
+/// Resolves IMAGE to a fresh snapshot and the image's config: the seam where
+/// the store (kiln-cache, through [`kiln_executor::image::ImageResolver`])
+/// plugs in. Until it lands, only `--rootfs DIR` runs.
+fn resolve_image(
+    _globals: &Globals,
+    image: &str,
+    _id: &str,
+) -> anyhow::Result<(kiln_executor::image::RootfsLayout, oci_spec::image::Config)> {
+    bail!("running image {image:?} needs kiln's image store, which this build does not have yet; use --rootfs DIR")
+}
+
 /// Runs `kiln run`.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
@@ -381,7 +392,15 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             cfg,
         )
     } else {
-        bail!("running image {:?} needs kiln's image store, which this build does not have yet; use --rootfs DIR", args.image);
+        let (layout, cfg) = resolve_image(globals, &args.image, &id)?;
+        (
+            Rootfs::Overlay {
+                lowers: layout.lowers,
+                upper: layout.upper,
+                work: layout.work,
+            },
+            Some(cfg),
+        )
     };
 
     let mut env = Vec::new();
