@@ -290,7 +290,7 @@ fn cache_mounts_persist_and_locked_ones_serialize() {
     }
     // private: a second concurrent user gets a different directory
     let sb1 = Sandbox::new();
-    let mut s1 = sb1.spec(&["sleep", "2"]);
+    let mut s1 = sb1.spec(&["sleep", "30"]);
     s1.mounts.push(MountSpec::Cache {
         source: src.clone(),
         destination: "/cache".into(),
