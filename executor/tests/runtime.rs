@@ -410,7 +410,7 @@ fn default_network_reaches_a_namespace_the_test_made() {
     let mut spec = sb.spec(&[
         "sh",
         "-c",
-        &format!("nc -w 3 {} 7777 </dev/null", ns.peer_ip),
+        &format!("for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 3 {} 7777 </dev/null && break; sleep 0.3; done", ns.peer_ip),
     ]);
     spec.network.mode = NetworkMode::Default;
     let out = run(spec).unwrap();
