@@ -626,6 +626,11 @@ fn holder_main(
         }
     }
     if let Some(nss) = join {
+        // Non-dumpable before the fork: the flag is inherited, so there is no
+        // instant at which a container process could open the new process's
+        // /proc/PID/exe (the host's kiln binary, CVE-2019-5736).
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         // Join the cgroups while the host's /sys is still ours to see; the
         // process forked below inherits them.
         if let Err((code, msg)) = join_cgroups(plan) {
