@@ -75,6 +75,7 @@ struct RootPlan {
     hostname: Option<String>,
     new_net: bool,
     readonly: bool,
+    sync_upper: bool,
 }
 
 /// Descriptors PID 1 / the exec'ed process talks to kiln through.
@@ -368,6 +369,16 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
     for d in [&state, &merged, &secrets_dir, &devs_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
+    if let Rootfs::Overlay { work, .. } = &spec.rootfs {
+        // A previous volatile mount of this upper left its marker; overlayfs
+        // refuses to mount again until it is gone. That earlier mount ended
+        // (two mounts of one work dir are refused anyway), so reuse the upper
+        // as it is.
+        let marker = work.join("work").join("incompat").join("volatile");
+        if marker.exists() {
+            std::fs::remove_dir_all(&marker).map_err(|e| Error::io(&marker, e))?;
+        }
+    }
     let locks = prepare_caches(&mut spec.mounts)?;
     let files = network::generate_files(&state, &spec.hostname, &spec.network)?;
     let cgroups = Cgroups::create(&spec.id, &spec.resources)?;
@@ -396,6 +407,7 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         hostname: new_net.then(|| spec.hostname.clone()),
         new_net,
         readonly: spec.readonly_rootfs,
+        sync_upper: spec.sync_upper,
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -711,7 +723,7 @@ fn container_init(rp: &RootPlan, plan: &ProcPlan, fds: ChildFds) -> ChildResult 
     }
     // SAFETY: umask has no failure mode; device nodes get exact modes.
     unsafe { libc::umask(0) };
-    mounts::mount_rootfs(&rp.rootfs, &rp.merged).map_err(fail("rootfs"))?;
+    mounts::mount_rootfs(&rp.rootfs, &rp.merged, rp.sync_upper).map_err(fail("rootfs"))?;
     let root = nix::fcntl::open(
         &rp.merged,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,

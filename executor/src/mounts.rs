@@ -64,8 +64,9 @@ pub struct GeneratedFile {
     pub destination: PathBuf,
 }
 
-/// Mounts the rootfs on `target` (an existing empty directory).
-pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
+/// Mounts the rootfs on `target` (an existing empty directory); an overlay
+/// is `volatile` unless `sync_upper` (see `ContainerSpec::sync_upper`).
+pub fn mount_rootfs(rootfs: &Rootfs, target: &Path, sync_upper: bool) -> Result<()> {
     match rootfs {
         Rootfs::Dir { path, readonly } => {
             sys(
@@ -86,12 +87,15 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
             work,
         } => {
             let lower: Vec<String> = lowers.iter().map(|l| escape_overlay(l)).collect();
-            let opts = format!(
+            let mut opts = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 lower.join(":"),
                 escape_overlay(upper),
                 escape_overlay(work)
             );
+            if !sync_upper {
+                opts.push_str(",volatile");
+            }
             sys(
                 || format!("mount overlay on {} ({opts})", target.display()),
                 mount(
