@@ -27,7 +27,7 @@
 //! when the *thread* that forked the holder exits.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
@@ -1023,13 +1023,4 @@ pub fn exec(id: &str, pid: i32, spec: ExecSpec) -> Result<Running> {
         reaped: false,
     };
     finish_start(running, Ok(()), go, err)
-}
-
-/// Makes `fd` a raw descriptor owned by the caller (helper for CLI plumbing).
-///
-/// # Safety
-/// `fd` must be an open descriptor nobody else closes.
-pub unsafe fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: guaranteed by the caller.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -3,7 +3,6 @@
 //! the generated /etc files, then pivot_root and runc's masked and
 //! read-only paths. Nothing here is visible in the host's mount table.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -558,7 +557,48 @@ pub fn enter_cwd(cwd: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A NUL-terminated copy of a path (for the few raw calls).
-pub fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_escape_separators() {
+        assert_eq!(escape_overlay(Path::new("/a:b,c\\d")), "/a\\:b\\,c\\\\d");
+        assert_eq!(escape_overlay(Path::new("/plain/dir")), "/plain/dir");
+    }
+
+    #[test]
+    fn masked_and_read_only_paths_are_runcs() {
+        for p in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/sys/firmware",
+        ] {
+            assert!(MASKED_PATHS.contains(&p), "{p}");
+        }
+        for p in [
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+        ] {
+            assert!(READONLY_PATHS.contains(&p), "{p}");
+        }
+        let names: Vec<&str> = DEVICES.iter().map(|d| d.0).collect();
+        assert_eq!(names, ["null", "zero", "full", "random", "urandom", "tty"]);
+    }
+
+    #[test]
+    fn cwd_under_proc_fd_is_refused_before_any_syscall() {
+        for bad in [
+            "/proc/self/fd/3",
+            "/proc/thread-self/fd/9",
+            "/proc/1/fd/4",
+            "relative/dir",
+        ] {
+            assert!(enter_cwd(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
 }

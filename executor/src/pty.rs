@@ -3,7 +3,7 @@
 //! passed to kiln over a socket (SCM_RIGHTS), as runc's console socket does.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
@@ -109,9 +109,4 @@ pub fn copy_winsize(from: RawFd, to: RawFd) {
             let _ = set_winsize(to, &ws);
         }
     }
-}
-
-/// The descriptor as a raw number (helper for callers holding OwnedFd).
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }
