@@ -42,6 +42,16 @@ struct Kiln {
     root: tempfile::TempDir,
 }
 
+impl Drop for Kiln {
+    /// A failing test must not leave a detached container running.
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+    }
+}
+
 impl Kiln {
     fn new() -> Kiln {
         Kiln {

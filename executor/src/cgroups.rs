@@ -10,24 +10,6 @@ use crate::spec::Resources;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Devices a container may use (docker's list): mknod of anything, and
-/// read/write of null, zero, full, random, urandom, tty, console, ptmx and
-/// its own ptys.
-const DEVICE_ALLOW: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:1 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-    "c 10:200 rwm",
-];
-
 /// The cgroups made for one container; removed by [`Cgroups::remove`].
 #[derive(Debug, Default, Clone)]
 pub struct Cgroups {
@@ -61,26 +43,12 @@ fn write(path: &Path, value: &str) -> Result<()> {
 }
 
 impl Cgroups {
-    /// Creates `kiln/<id>` in the devices hierarchy and in each hierarchy
-    /// `res` needs a limit in, and writes the limits. A controller the host
-    /// lacks is listed in `skipped`.
+    /// Creates `kiln/<id>` in each hierarchy `res` sets a limit for and
+    /// writes the limits; nothing when it sets none (a RUN step without
+    /// limits pays no cgroup attach). A controller the host lacks is listed
+    /// in `skipped`. Devices need no cgroup: see `mounts::remount`.
     pub fn create(id: &str, res: &Resources) -> Result<Cgroups> {
         let mut cg = Cgroups::default();
-        // The device allow-list is not optional: with CAP_MKNOD (docker's
-        // default) a container can make a node for the host's disk, and only
-        // this list stops it from opening it. On cgroup v2 this needs a BPF
-        // device program (not done yet: `skipped` says so).
-        if let Some(base) = v1("devices") {
-            let dir = base.join("kiln").join(id);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            cg.dirs.push(dir.clone());
-            write(&dir.join("devices.deny"), "a")?;
-            for rule in DEVICE_ALLOW {
-                write(&dir.join("devices.allow"), rule)?;
-            }
-        } else {
-            cg.skipped.push("devices");
-        }
         let wants: [(&'static str, Option<u64>); 3] = [
             ("memory", res.memory),
             ("pids", res.pids),
@@ -152,7 +120,7 @@ impl Cgroups {
     /// The cgroups of container `id` as made earlier (for exec and cleanup).
     pub fn existing(id: &str) -> Cgroups {
         let mut cg = Cgroups::default();
-        for ctrl in ["memory", "pids", "cpu", "devices"] {
+        for ctrl in ["memory", "pids", "cpu"] {
             if let Some(base) = v1(ctrl) {
                 let d = base.join("kiln").join(id);
                 if d.is_dir() {

@@ -27,7 +27,7 @@
 //! when the *thread* that forked the holder exits.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
@@ -69,11 +69,13 @@ struct RootPlan {
     rootfs: Rootfs,
     merged: PathBuf,
     secrets_dir: PathBuf,
+    devs_dir: PathBuf,
     mounts: Vec<MountSpec>,
     files: Vec<GeneratedFile>,
     hostname: Option<String>,
     new_net: bool,
     readonly: bool,
+    sync_upper: bool,
 }
 
 /// Descriptors PID 1 / the exec'ed process talks to kiln through.
@@ -95,6 +97,8 @@ pub struct Running {
     pub pty_master: Option<OwnedFd>,
     /// Published ports, with the host ports actually bound.
     pub ports: Option<PortProxy>,
+    /// cgroup controllers the host lacks, so their limits were not applied.
+    pub skipped_limits: Vec<&'static str>,
     cgroups: Cgroups,
     slirp: Option<Slirp>,
     _locks: Vec<std::fs::File>,
@@ -127,6 +131,34 @@ impl Running {
         self.reaped = true;
         self.release();
         code
+    }
+
+    /// Waits at most `timeout`; a container still running then is killed
+    /// (nothing of it survives) and `Ok(None)` is returned.
+    pub fn wait_timeout(mut self, timeout: std::time::Duration) -> Result<Option<i32>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match waitpid(self.holder, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => {
+                    self.reaped = true;
+                    self.release();
+                    return Ok(Some(c));
+                }
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    self.reaped = true;
+                    self.release();
+                    return Ok(Some(128 + s as i32));
+                }
+                Err(nix::Error::EINTR) | Ok(_) => {}
+                Err(e) => return Err(Error::sys("wait for container", e)),
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.kill();
+                self.wait()?;
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     fn release(&mut self) {
@@ -333,8 +365,19 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
     let state = spec.state_dir.clone();
     let merged = state.join("rootfs");
     let secrets_dir = state.join("secrets");
-    for d in [&state, &merged, &secrets_dir] {
+    let devs_dir = state.join("devs");
+    for d in [&state, &merged, &secrets_dir, &devs_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    if let Rootfs::Overlay { work, .. } = &spec.rootfs {
+        // A previous volatile mount of this upper left its marker; overlayfs
+        // refuses to mount again until it is gone. That earlier mount ended
+        // (two mounts of one work dir are refused anyway), so reuse the upper
+        // as it is.
+        let marker = work.join("work").join("incompat").join("volatile");
+        if marker.exists() {
+            std::fs::remove_dir_all(&marker).map_err(|e| Error::io(&marker, e))?;
+        }
     }
     let locks = prepare_caches(&mut spec.mounts)?;
     let files = network::generate_files(&state, &spec.hostname, &spec.network)?;
@@ -358,11 +401,13 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         rootfs: spec.rootfs.clone(),
         merged,
         secrets_dir,
+        devs_dir,
         mounts: spec.mounts.clone(),
         files,
         hostname: new_net.then(|| spec.hostname.clone()),
         new_net,
         readonly: spec.readonly_rootfs,
+        sync_upper: spec.sync_upper,
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -391,6 +436,7 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         holder,
         pty_master: master,
         ports: None,
+        skipped_limits: cgroups.skipped.clone(),
         cgroups,
         slirp: None,
         _locks: locks,
@@ -592,6 +638,11 @@ fn holder_main(
         }
     }
     if let Some(nss) = join {
+        // Non-dumpable before the fork: the flag is inherited, so there is no
+        // instant at which a container process could open the new process's
+        // /proc/PID/exe (the host's kiln binary, CVE-2019-5736).
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         // Join the cgroups while the host's /sys is still ours to see; the
         // process forked below inherits them.
         if let Err((code, msg)) = join_cgroups(plan) {
@@ -672,14 +723,15 @@ fn container_init(rp: &RootPlan, plan: &ProcPlan, fds: ChildFds) -> ChildResult 
     }
     // SAFETY: umask has no failure mode; device nodes get exact modes.
     unsafe { libc::umask(0) };
-    mounts::mount_rootfs(&rp.rootfs, &rp.merged).map_err(fail("rootfs"))?;
+    mounts::mount_rootfs(&rp.rootfs, &rp.merged, rp.sync_upper).map_err(fail("rootfs"))?;
     let root = nix::fcntl::open(
         &rp.merged,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(fail("open rootfs"))?;
-    mounts::populate(&root, &rp.mounts, &rp.files, &rp.secrets_dir).map_err(fail("mounts"))?;
+    mounts::populate(&root, &rp.mounts, &rp.files, &rp.secrets_dir, &rp.devs_dir)
+        .map_err(fail("mounts"))?;
     mounts::pivot(&root).map_err(fail("pivot_root"))?;
     drop(root);
     mounts::protect_proc_and_sys().map_err(fail("masked paths"))?;
@@ -964,19 +1016,11 @@ pub fn exec(id: &str, pid: i32, spec: ExecSpec) -> Result<Running> {
         holder,
         pty_master: master,
         ports: None,
+        skipped_limits: Vec::new(),
         cgroups: Cgroups::default(),
         slirp: None,
         _locks: Vec::new(),
         reaped: false,
     };
     finish_start(running, Ok(()), go, err)
-}
-
-/// Makes `fd` a raw descriptor owned by the caller (helper for CLI plumbing).
-///
-/// # Safety
-/// `fd` must be an open descriptor nobody else closes.
-pub unsafe fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: guaranteed by the caller.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }

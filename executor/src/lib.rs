@@ -14,6 +14,8 @@
 //! from the container's own filesystem. The host's kiln binary is never
 //! executed inside the container.
 
+#![deny(missing_docs)]
+
 pub mod caps;
 pub mod cgroups;
 pub mod error;

@@ -3,13 +3,12 @@
 //! the generated /etc files, then pivot_root and runc's masked and
 //! read-only paths. Nothing here is visible in the host's mount table.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
 use crate::rootfs::{fd_path, mkdir_all_in_root, mount_point_in_root, open_in_root};
@@ -64,8 +63,9 @@ pub struct GeneratedFile {
     pub destination: PathBuf,
 }
 
-/// Mounts the rootfs on `target` (an existing empty directory).
-pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
+/// Mounts the rootfs on `target` (an existing empty directory); an overlay
+/// is `volatile` unless `sync_upper` (see `ContainerSpec::sync_upper`).
+pub fn mount_rootfs(rootfs: &Rootfs, target: &Path, sync_upper: bool) -> Result<()> {
     match rootfs {
         Rootfs::Dir { path, readonly } => {
             sys(
@@ -78,9 +78,7 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
                     None::<&str>,
                 ),
             )?;
-            if *readonly {
-                remount_ro(target)?;
-            }
+            remount(target, *readonly)?;
         }
         Rootfs::Overlay {
             lowers,
@@ -88,19 +86,22 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path) -> Result<()> {
             work,
         } => {
             let lower: Vec<String> = lowers.iter().map(|l| escape_overlay(l)).collect();
-            let opts = format!(
+            let mut opts = format!(
                 "lowerdir={},upperdir={},workdir={}",
                 lower.join(":"),
                 escape_overlay(upper),
                 escape_overlay(work)
             );
+            if !sync_upper {
+                opts.push_str(",volatile");
+            }
             sys(
                 || format!("mount overlay on {} ({opts})", target.display()),
                 mount(
                     Some("overlay"),
                     target,
                     Some("overlay"),
-                    MsFlags::empty(),
+                    MsFlags::MS_NODEV,
                     Some(opts.as_str()),
                 ),
             )?;
@@ -118,13 +119,25 @@ fn escape_overlay(p: &Path) -> String {
 }
 
 fn remount_ro(target: &Path) -> Result<()> {
+    remount(target, true)
+}
+
+/// Remounts a bind mount `nodev` (and read-only when asked). Every mount a
+/// container can write to is `nodev`: a device node it makes with CAP_MKNOD
+/// (docker's default) cannot be opened, so the host's disks stay out of
+/// reach without a devices cgroup (a cgroup v1 attach costs milliseconds per
+/// container; v2 would need a BPF program).
+fn remount(target: &Path, readonly: bool) -> Result<()> {
     // Keep the flags the kernel locked on the mount (nosuid, nodev, noexec):
     // a bind remount that tries to clear them fails.
     let st = sys(
         || format!("statvfs {}", target.display()),
         nix::sys::statvfs::statvfs(target),
     )?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV;
+    if readonly {
+        flags |= MsFlags::MS_RDONLY;
+    }
     use nix::sys::statvfs::FsFlags;
     for (f, m) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -147,6 +160,7 @@ pub fn populate(
     mounts: &[MountSpec],
     files: &[GeneratedFile],
     secrets_dir: &Path,
+    devs_dir: &Path,
 ) -> Result<()> {
     let r = root.as_raw_fd();
     let at = |p: &str, dir: bool| -> Result<OwnedFd> {
@@ -172,7 +186,7 @@ pub fn populate(
             Some("tmpfs"),
             &fd_path(&dev),
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
     )?;
@@ -180,15 +194,32 @@ pub fn populate(
     let dev = open_in_root(r, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| Error::sys("open /dev", e))?;
     let dp = fd_path(&dev);
+    // /dev is nodev: each allowed device is a node of the container's own,
+    // made in its private state directory on the host (never the host's
+    // /dev inode: a chmod in the container must not reach the host's
+    // /dev/null), bound onto an empty file: a mount of its own without
+    // nodev. A node made with mknod anywhere the container can write is dead.
     for (name, maj, min) in DEVICES {
+        let node = devs_dir.join(name);
+        match nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(*maj, *min),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("mknod {}", node.display()), e)),
+        }
+        let target = dp.join(name);
+        std::fs::File::create(&target).map_err(|e| Error::io(&target, e))?;
         sys(
-            || format!("mknod /dev/{name}"),
-            mknodat(
-                &dev,
-                *name,
-                SFlag::S_IFCHR,
-                Mode::from_bits_truncate(0o666),
-                makedev(*maj, *min),
+            || format!("bind /dev/{name}"),
+            mount(
+                Some(node.as_path()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
             ),
         )?;
     }
@@ -279,9 +310,7 @@ pub fn populate(
                         None::<&str>,
                     ),
                 )?;
-                if *readonly {
-                    remount_ro_in_root(r, dest)?;
-                }
+                remount_in_root(r, dest, *readonly)?;
             }
             MountSpec::Tmpfs { size, .. } => {
                 let t = mkdir_all_in_root(r, dest)
@@ -355,7 +384,7 @@ pub fn populate(
                         None::<&str>,
                     ),
                 )?;
-                remount_ro_in_root(r, dest)?;
+                remount_in_root(r, dest, true)?;
             }
             MountSpec::SshAgent { socket, .. } => {
                 let t = mount_point_in_root(r, dest, false)
@@ -384,8 +413,18 @@ pub fn populate(
         if mounts.iter().any(|m| m.destination() == f.destination) {
             continue;
         }
-        let t = mount_point_in_root(r, &f.destination, false)
-            .map_err(|e| Error::sys(format!("mount point {}", f.destination.display()), e))?;
+        let t = match mount_point_in_root(r, &f.destination, false) {
+            Ok(t) => t,
+            // A read-only rootfs without the file: the image keeps its own
+            // (or none), as with runc on a read-only bundle.
+            Err(nix::errno::Errno::EROFS) => continue,
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("mount point {}", f.destination.display()),
+                    e,
+                ))
+            }
+        };
         sys(
             || format!("bind {}", f.destination.display()),
             mount(
@@ -400,12 +439,12 @@ pub fn populate(
     Ok(())
 }
 
-/// Remounts the mount now on top of `dest` read-only. The descriptor used
+/// Remounts the mount now on top of `dest` (see [`remount`]). The descriptor used
 /// to mount still names the covered directory, so `dest` is resolved again.
-fn remount_ro_in_root(root: std::os::fd::RawFd, dest: &Path) -> Result<()> {
+fn remount_in_root(root: std::os::fd::RawFd, dest: &Path, readonly: bool) -> Result<()> {
     let top = open_in_root(root, dest, libc::O_PATH, 0)
         .map_err(|e| Error::sys(format!("resolve {}", dest.display()), e))?;
-    remount_ro(&fd_path(&top))
+    remount(&fd_path(&top), readonly)
 }
 
 fn unique(mut p: PathBuf) -> PathBuf {
@@ -518,7 +557,48 @@ pub fn enter_cwd(cwd: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A NUL-terminated copy of a path (for the few raw calls).
-pub fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_escape_separators() {
+        assert_eq!(escape_overlay(Path::new("/a:b,c\\d")), "/a\\:b\\,c\\\\d");
+        assert_eq!(escape_overlay(Path::new("/plain/dir")), "/plain/dir");
+    }
+
+    #[test]
+    fn masked_and_read_only_paths_are_runcs() {
+        for p in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/sys/firmware",
+        ] {
+            assert!(MASKED_PATHS.contains(&p), "{p}");
+        }
+        for p in [
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+        ] {
+            assert!(READONLY_PATHS.contains(&p), "{p}");
+        }
+        let names: Vec<&str> = DEVICES.iter().map(|d| d.0).collect();
+        assert_eq!(names, ["null", "zero", "full", "random", "urandom", "tty"]);
+    }
+
+    #[test]
+    fn cwd_under_proc_fd_is_refused_before_any_syscall() {
+        for bad in [
+            "/proc/self/fd/3",
+            "/proc/thread-self/fd/9",
+            "/proc/1/fd/4",
+            "relative/dir",
+        ] {
+            assert!(enter_cwd(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -178,3 +178,39 @@ impl Drop for Slirp {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_files_follow_the_network_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let mut net = NetworkSpec {
+            mode: NetworkMode::Default,
+            extra_hosts: vec![("db".into(), "10.1.2.3".into())],
+            ..Default::default()
+        };
+        let files = generate_files(t.path(), "box1", &net).unwrap();
+        let read = |name: &str| std::fs::read_to_string(t.path().join(name)).unwrap();
+        assert_eq!(files.len(), 3);
+        assert_eq!(read("hostname"), "box1\n");
+        assert!(read("hosts").contains("10.1.2.3\tdb\n"));
+        assert!(read("hosts").contains(&format!("{SLIRP_GUEST_IP}\tbox1\n")));
+        assert!(
+            !read("resolv.conf")
+                .lines()
+                .any(|l| l.starts_with("nameserver 127.")),
+            "no host-loopback resolver"
+        );
+        assert!(read("resolv.conf").contains("nameserver"));
+        net.dns = vec!["192.0.2.1".into(), "192.0.2.2".into()];
+        net.mode = NetworkMode::None;
+        generate_files(t.path(), "box1", &net).unwrap();
+        assert_eq!(
+            read("resolv.conf"),
+            "nameserver 192.0.2.1\nnameserver 192.0.2.2\n"
+        );
+        assert!(read("hosts").contains("127.0.0.1\tbox1\n"));
+    }
+}

@@ -3,7 +3,7 @@
 //! passed to kiln over a socket (SCM_RIGHTS), as runc's console socket does.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
@@ -87,8 +87,13 @@ impl Drop for RawMode {
     }
 }
 
-nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
-nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+mod ioctls {
+    //! The window-size ioctls (private: used by `copy_winsize`).
+    #![allow(missing_docs)]
+    nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
+    nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+}
+use ioctls::{get_winsize, set_winsize};
 
 /// Copies the window size of terminal `from` to pty `to` (on start and on SIGWINCH).
 pub fn copy_winsize(from: RawFd, to: RawFd) {
@@ -104,9 +109,4 @@ pub fn copy_winsize(from: RawFd, to: RawFd) {
             let _ = set_winsize(to, &ws);
         }
     }
-}
-
-/// The descriptor as a raw number (helper for callers holding OwnedFd).
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }

@@ -61,31 +61,74 @@ fn relative(path: &Path) -> PathBuf {
 
 /// Creates `path` and its missing parents as directories inside `root`
 /// (mode 0755, as docker creates mount points and WORKDIRs) and returns an
-/// O_PATH descriptor of it. Every step resolves inside the root.
+/// O_PATH descriptor of it. Every step resolves inside the root; a dangling
+/// symlink on the way (`/data -> /srv/data`) is followed *inside the root*
+/// and its target created there, as runc's securejoin does.
 pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> Result<OwnedFd, Errno> {
+    mkdir_all_depth(root, path, 0)
+}
+
+fn mkdir_all_depth(root: RawFd, path: &Path, depth: u32) -> Result<OwnedFd, Errno> {
+    // The kernel's own limit on symlinks in one lookup.
+    if depth > 40 {
+        return Err(Errno::ELOOP);
+    }
+    let dir = libc::O_PATH | libc::O_DIRECTORY;
     let rel = relative(path);
     let mut cur = PathBuf::new();
-    let mut fd = open_in_root(root, Path::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     for comp in rel.components() {
         let Component::Normal(name) = comp else {
             cur.push(comp);
-            fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
             continue;
         };
+        let parent = open_in_root(
+            root,
+            if cur.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &cur
+            },
+            dir,
+            0,
+        )?;
         cur.push(name);
-        match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0) {
-            Ok(next) => fd = next,
-            Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)) {
+        match open_in_root(root, &cur, dir, 0) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        match nix::fcntl::readlinkat(&parent, name) {
+            Ok(target) => {
+                // A dangling link: make what it points at, inside the root.
+                let target = PathBuf::from(target);
+                let within = if target.is_absolute() {
+                    target
+                } else {
+                    Path::new("/")
+                        .join(cur.parent().unwrap_or(Path::new("")))
+                        .join(target)
+                };
+                mkdir_all_depth(root, &within, depth + 1)?;
+            }
+            Err(Errno::EINVAL) | Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(e),
                 }
-                fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(fd)
+    open_in_root(
+        root,
+        if cur.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &cur
+        },
+        dir,
+        0,
+    )
 }
 
 /// Makes sure a mount point for a file (`dir == false`) or directory exists
@@ -180,5 +223,18 @@ mod tests {
         assert!(!outside.path().join("created").exists());
         mount_point_in_root(r.as_raw_fd(), Path::new("/etc/hosts"), false).unwrap();
         assert!(t.path().join("etc/hosts").is_file());
+        // a dangling link to an absolute path: its target is made inside the root
+        symlink(outside.path().join("data"), t.path().join("data")).unwrap();
+        mkdir_all_in_root(r.as_raw_fd(), Path::new("/data/sub")).unwrap();
+        assert!(t
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("data/sub")
+            .is_dir());
+        assert!(!outside.path().join("data").exists());
+        // a link loop fails instead of spinning
+        symlink("loop2", t.path().join("loop1")).unwrap();
+        symlink("loop1", t.path().join("loop2")).unwrap();
+        assert!(mkdir_all_in_root(r.as_raw_fd(), Path::new("/loop1/x")).is_err());
     }
 }

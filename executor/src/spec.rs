@@ -187,6 +187,13 @@ pub struct ContainerSpec {
     pub rootfs: Rootfs,
     /// Remount the root read-only after setting it up (`--read-only`).
     pub readonly_rootfs: bool,
+    /// Keep overlayfs' syncs to the upper layer. Off by default: the overlay
+    /// is mounted `volatile`, because its unmount otherwise syncs the whole
+    /// upper filesystem (35 ms here under load, against 4 ms). An upper is
+    /// either thrown away (`--rm`) or turned into a layer by the store,
+    /// which makes its own blob durable; after a host crash a volatile upper
+    /// cannot be mounted again, which kiln never does.
+    pub sync_upper: bool,
     /// The process: args, env, cwd, user, terminal, rlimits, no_new_privileges.
     /// `user.username` holds an unresolved docker `-u` value (`name[:group]`),
     /// resolved from the image's /etc/passwd and /etc/group inside the new root.
@@ -242,6 +249,7 @@ impl ContainerSpec {
             id,
             rootfs,
             readonly_rootfs: false,
+            sync_upper: false,
             process,
             capabilities: crate::caps::docker_default(),
             seccomp: true,

@@ -179,11 +179,34 @@ impl Store {
         remove_tree_one_fs(&d).map_err(|e| Error::io(&d, e))
     }
 
+    /// Moves a container's directory out of `containers/` at once (one
+    /// rename) and returns where it went, for the caller to delete off the
+    /// critical path (`--rm` must not make `kiln run` wait for the disk).
+    /// Leftovers in `trash/` are deleted by the next stale-state cleanup.
+    pub fn discard(&self, id: &str) -> Result<PathBuf> {
+        crate::cgroups::Cgroups::existing(id).remove();
+        let trash = self.dir.with_file_name("trash");
+        std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+        let to = trash.join(format!("{id}.{}", std::process::id()));
+        std::fs::rename(self.dir(id), &to).map_err(|e| Error::io(self.dir(id), e))?;
+        Ok(to)
+    }
+
     /// Stale-state cleanup: a running record whose supervisor is gone (kiln
     /// was killed) becomes exited, or is removed when it was `--rm`. Returns
     /// the ids cleaned.
     pub fn cleanup_stale(&self) -> Vec<String> {
         let mut cleaned = Vec::new();
+        // Directories a `--rm` moved aside and whose deleter died.
+        if let Ok(entries) = std::fs::read_dir(self.dir.with_file_name("trash")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner = name.rsplit('.').next().and_then(|p| p.parse::<i32>().ok());
+                if !owner.is_some_and(|p| process_alive(p, None)) {
+                    let _ = remove_tree_one_fs(&e.path());
+                }
+            }
+        }
         for mut rec in self.list() {
             if rec.status == Status::Exited {
                 continue;

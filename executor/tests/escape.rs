@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{host_mounts_with, run, sh, Sandbox};
@@ -371,9 +371,17 @@ fn symlink_in_a_mount_destination_cannot_place_a_mount_on_the_host() {
         destination: "/data/sub".into(),
         readonly: true,
     });
-    if let Ok(out) = run(spec) {
-        assert!(out.stdout.contains("payload"), "{out:?}");
-    }
+    // The link is followed inside the root: the mount point is made there.
+    let out = run(spec).unwrap();
+    assert!(out.stdout.contains("payload"), "{out:?}");
+    let inside = sb2
+        .upper()
+        .join(host.path().strip_prefix("/").unwrap())
+        .join("sub");
+    assert!(
+        inside.is_dir(),
+        "mount point made inside the container's layer"
+    );
     assert_eq!(
         std::fs::read_dir(host.path()).unwrap().count(),
         0,
@@ -477,4 +485,19 @@ fn the_rootfs_directory_is_never_modified() {
             .count(),
         before
     );
+}
+
+#[test]
+fn changing_the_containers_devices_does_not_touch_the_hosts() {
+    use std::os::unix::fs::PermissionsExt;
+    let before = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+    let out = sh("chmod 000 /dev/null; chown 65534 /dev/zero; rm -f /dev/urandom; ls -l /dev/null | cut -c1-10");
+    assert_eq!(out.stdout, "c---------\n", "{out:?}");
+    assert_eq!(
+        std::fs::metadata("/dev/null").unwrap().permissions().mode(),
+        before
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata("/dev/zero").unwrap().uid(), 0);
+    assert!(Path::new("/dev/urandom").exists());
 }

@@ -290,7 +290,7 @@ fn cache_mounts_persist_and_locked_ones_serialize() {
     }
     // private: a second concurrent user gets a different directory
     let sb1 = Sandbox::new();
-    let mut s1 = sb1.spec(&["sleep", "2"]);
+    let mut s1 = sb1.spec(&["sleep", "30"]);
     s1.mounts.push(MountSpec::Cache {
         source: src.clone(),
         destination: "/cache".into(),
@@ -410,7 +410,7 @@ fn default_network_reaches_a_namespace_the_test_made() {
     let mut spec = sb.spec(&[
         "sh",
         "-c",
-        &format!("nc -w 3 {} 7777 </dev/null", ns.peer_ip),
+        &format!("for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 3 {} 7777 </dev/null && break; sleep 0.3; done", ns.peer_ip),
     ]);
     spec.network.mode = NetworkMode::Default;
     let out = run(spec).unwrap();
@@ -564,4 +564,76 @@ fn rlimits_never_exceed_the_hard_limit() {
     spec.process.set_rlimits(Some(vec![rl]));
     let out = run(spec).unwrap();
     assert_eq!(out.stdout, format!("512\n{hard}\n"), "{out:?}");
+}
+
+#[test]
+fn memory_pids_and_cpu_limits_land_in_the_hosts_cgroups() {
+    let sb = Sandbox::new();
+    let mut spec = sb.spec(&["sleep", "5"]);
+    let id = spec.id.clone();
+    spec.resources = kiln_executor::Resources {
+        memory: Some(64 << 20),
+        pids: Some(40),
+        cpu_millis: Some(500),
+    };
+    let running = kiln_executor::launch::start(spec).unwrap();
+    assert!(
+        running.skipped_limits.is_empty(),
+        "{:?}",
+        running.skipped_limits
+    );
+    let find = |ctrl: &str, file: &str| -> String {
+        for base in [
+            format!("/sys/fs/cgroup/{ctrl}/kiln/{id}"),
+            format!("/sys/fs/cgroup/kiln/{id}"),
+        ] {
+            if let Ok(v) = std::fs::read_to_string(format!("{base}/{file}")) {
+                return v.trim().to_string();
+            }
+        }
+        panic!("no {ctrl} cgroup for {id}");
+    };
+    let (mem, pids, cpu) = if std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        (
+            find("memory", "memory.limit_in_bytes"),
+            find("pids", "pids.max"),
+            find("cpu", "cpu.cfs_quota_us"),
+        )
+    } else {
+        (
+            find("", "memory.max"),
+            find("", "pids.max"),
+            find("", "cpu.max").split(' ').next().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        (mem.as_str(), pids.as_str(), cpu.as_str()),
+        ("67108864", "40", "50000")
+    );
+    let procs = find("pids", "cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == running.pid.to_string()),
+        "{procs}"
+    );
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/pids/kiln/{id}")).exists(),
+        "removed after exit"
+    );
+}
+
+#[test]
+fn a_timed_out_step_is_killed_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    let running =
+        kiln_executor::launch::start(sb.spec(&["sh", "-c", "sleep 60 & sleep 60"])).unwrap();
+    let pid = running.pid;
+    assert_eq!(
+        running.wait_timeout(Duration::from_millis(300)).unwrap(),
+        None
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&sb.dir.path().display().to_string()));
 }

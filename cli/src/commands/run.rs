@@ -350,6 +350,41 @@ fn random_name() -> String {
     )
 }
 
+/// Resolves IMAGE to a fresh snapshot and the image's config: the seam where
+/// the store (kiln-cache, through [`kiln_executor::image::ImageResolver`])
+/// plugs in. Until it lands, only `--rootfs DIR` runs.
+fn resolve_image(
+    globals: &Globals,
+    image: &str,
+    container_dir: &std::path::Path,
+) -> anyhow::Result<(kiln_executor::image::RootfsLayout, oci_spec::image::Config)> {
+    let images = kiln_cache::Store::open(&globals.root)?;
+    let found = images.image(image).map_err(|e| match e {
+        kiln_cache::Error::ImageNotFound(_) => anyhow::anyhow!(
+            "Unable to find image {image:?} locally (kiln build, kiln load or kiln import it first)"
+        ),
+        e => anyhow::anyhow!(e),
+    })?;
+    // The image's snapshots are the read-only lowers; the container's writes
+    // go to its own upper dir, removed with the container.
+    let mut lowers = images.unpack(&found)?;
+    lowers.reverse();
+    if lowers.is_empty() {
+        let empty = container_dir.join("empty");
+        std::fs::create_dir_all(&empty)?;
+        lowers.push(empty);
+    }
+    let config = found.config.config().clone().unwrap_or_default();
+    Ok((
+        kiln_executor::image::RootfsLayout {
+            lowers,
+            upper: container_dir.join("upper"),
+            work: container_dir.join("work"),
+        },
+        config,
+    ))
+}
+
 /// Runs `kiln run`.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
@@ -381,30 +416,14 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             cfg,
         )
     } else {
-        let images = kiln_cache::Store::open(&globals.root)?;
-        let image = images.image(&args.image).map_err(|e| match e {
-            kiln_cache::Error::ImageNotFound(_) => anyhow::anyhow!(
-                "Unable to find image {:?} locally (kiln build, kiln load or kiln import it first)",
-                args.image
-            ),
-            e => anyhow::anyhow!(e),
-        })?;
-        // The image's snapshots are the read-only lowers; the container's
-        // writes go to its own upper dir, removed with the container.
-        let mut lowers = images.unpack(&image)?;
-        lowers.reverse();
-        if lowers.is_empty() {
-            let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty)?;
-            lowers.push(empty);
-        }
+        let (layout, cfg) = resolve_image(globals, &args.image, &dir)?;
         (
             Rootfs::Overlay {
-                lowers,
-                upper: dir.join("upper"),
-                work: dir.join("work"),
+                lowers: layout.lowers,
+                upper: layout.upper,
+                work: layout.work,
             },
-            image.config.config().clone(),
+            Some(cfg),
         )
     };
 
@@ -556,6 +575,12 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
+    if !running.skipped_limits.is_empty() {
+        eprintln!(
+            "kiln: warning: this host has no {} cgroup controller: those limits are not applied",
+            running.skipped_limits.join("/")
+        );
+    }
     rec.status = Status::Running;
     rec.pid = Some(running.pid);
     rec.ports = running
@@ -579,7 +604,19 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 /// Records the exit (or removes the container with --rm).
 pub(crate) fn finish(store: &Store, rec: &mut ContainerRecord, code: Option<i32>) {
     if rec.auto_remove {
-        let _ = store.remove(&rec.id);
+        // Move the directory aside now; a forked child deletes it while this
+        // process exits (the next start cleans up if the child dies).
+        if let Ok(trash) = store.discard(&rec.id) {
+            // SAFETY: the child only deletes files and calls _exit.
+            if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+                // Let go of kiln's stdio: a `$(kiln run --rm ...)` must not wait for us.
+                // SAFETY: closing our own copies of the standard descriptors.
+                unsafe { libc::close_range(0, 2, 0) };
+                let _ = kiln_executor::state::remove_tree_one_fs(&trash);
+                // SAFETY: _exit in a forked child.
+                unsafe { libc::_exit(0) };
+            }
+        }
         return;
     }
     rec.status = Status::Exited;
