@@ -139,10 +139,16 @@ fn nested_dest_symlinks_are_replaced_or_refused_never_written_through() {
     let e = copy(&f, cp(&["d"], "/app")).unwrap_err();
     assert!(matches!(e.kind, ErrorKind::NotADirectory), "{e}");
     c.check();
+    fs::remove_file(f.dest.join("app/sub")).unwrap();
+    copy(&f, cp(&["d"], "/app")).unwrap();
+    c.check();
     assert_eq!(
         fs::read_to_string(f.dest.join("app/canary")).unwrap(),
         "pwned"
     );
+    assert!(fs::symlink_metadata(f.dest.join("app/canary"))
+        .unwrap()
+        .is_file());
 }
 
 #[test]

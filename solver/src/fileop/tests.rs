@@ -718,3 +718,24 @@ fn copy_from_unknown_input_is_an_error() {
     .unwrap_err();
     assert!(matches!(e.kind, ErrorKind::UnknownInput(9)), "{e}");
 }
+
+#[test]
+#[ignore = "measurement: KILN_BENCH_CTX=dir cargo test -p kiln-solver bench_copy -- --ignored --nocapture"]
+fn bench_copy() {
+    let Ok(ctx) = std::env::var("KILN_BENCH_CTX") else {
+        return;
+    };
+    let dest = tempfile::tempdir_in("/tmp").unwrap();
+    let inputs = [
+        CopySource::rootfs(dest.path()),
+        CopySource::context(Path::new(&ctx), None),
+    ];
+    let env = FileOpEnv {
+        dest_root: dest.path(),
+        inputs: &inputs,
+        epoch: None,
+    };
+    let t = std::time::Instant::now();
+    apply(&env, &[FileAction::Copy(cp(&["."], "/ctx/"))]).unwrap();
+    eprintln!("copied {ctx} in {:?}", t.elapsed());
+}
