@@ -739,3 +739,54 @@ fn bench_copy() {
     apply(&env, &[FileAction::Copy(cp(&["."], "/ctx/"))]).unwrap();
     eprintln!("copied {ctx} in {:?}", t.elapsed());
 }
+
+#[test]
+fn parents_with_a_directory_pattern_copy_its_tree_and_parent_modes() {
+    let f = fx();
+    put(&f.ctx.join("a/b/c/f"), "F", 0o644);
+    put(&f.ctx.join("a/other"), "O", 0o644);
+    fs::set_permissions(f.ctx.join("a"), fs::Permissions::from_mode(0o711)).unwrap();
+    copy(
+        &f,
+        CopyAction {
+            parents: true,
+            ..cp(&["a/b"], "/p/")
+        },
+    )
+    .unwrap();
+    assert_eq!(read(&f.dest.join("p/a/b/c/f")), "F");
+    assert!(!f.dest.join("p/a/other").exists());
+    assert_eq!(
+        mode(&f.dest.join("p/a")),
+        0o711,
+        "parents keep the source's mode"
+    );
+}
+
+#[test]
+fn mkdir_on_existing_is_ok_and_mkfile_on_a_directory_fails() {
+    let f = fx();
+    fs::create_dir(f.dest.join("d")).unwrap();
+    run(
+        &f,
+        vec![FileAction::Mkdir {
+            path: "/d".into(),
+            mode: 0o700,
+            parents: false,
+            owner: None,
+        }],
+    )
+    .unwrap();
+    let e = run(
+        &f,
+        vec![FileAction::Mkfile {
+            path: "/d".into(),
+            mode: 0o644,
+            data: vec![],
+            owner: None,
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(e.action, "mkfile");
+    assert_eq!(e.path, "/d");
+}
