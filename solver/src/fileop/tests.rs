@@ -790,3 +790,34 @@ fn mkdir_on_existing_is_ok_and_mkfile_on_a_directory_fails() {
     assert_eq!(e.action, "mkfile");
     assert_eq!(e.path, "/d");
 }
+
+#[test]
+fn add_makes_missing_archive_parents_0755_root_owned() {
+    let f = fx();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o600);
+    h.set_size(1);
+    b.append_data(&mut h, "deep/er/file", &b"x"[..]).unwrap();
+    fs::write(f.ctx.join("p.tar"), b.into_inner().unwrap()).unwrap();
+    let add = CopyAction {
+        unpack_archives: true,
+        owner: Some(Owner {
+            user: "3".into(),
+            group: None,
+        }),
+        mode: Some("700".into()),
+        ..cp(&["p.tar"], "/u/v/")
+    };
+    copy(&f, add).unwrap();
+    let d = fs::metadata(f.dest.join("u/v/deep/er")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.uid()), (0o755, 0));
+    let v = fs::metadata(f.dest.join("u/v")).unwrap();
+    assert_eq!(
+        (v.mode() & 0o7777, v.uid()),
+        (0o755, 3),
+        "the unpack dir takes --chown"
+    );
+    let file = fs::metadata(f.dest.join("u/v/deep/er/file")).unwrap();
+    assert_eq!((file.mode() & 0o7777, file.uid()), (0o600, 3));
+}

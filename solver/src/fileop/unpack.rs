@@ -132,9 +132,11 @@ pub(crate) fn extract(
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
     let mut ar = tar::Archive::new(decoder(file).map_err(bad)?);
+    // Parents missing from the archive are made as go-archive makes them:
+    // 0755, owned by root even under --chown.
     let spec = DirSpec {
         mode: 0o755,
-        owner: chown.map(|i| (i.uid, i.gid)),
+        owner: None,
         time: None,
     };
     let mut created = Vec::new();
