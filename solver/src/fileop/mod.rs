@@ -188,6 +188,11 @@ impl FileOpError {
 }
 
 /// Runs `actions` in order on `env.dest_root`.
+///
+/// Blocking (file system calls, a rayon pool for the files of big
+/// directories): call it from `tokio::task::spawn_blocking` in async code.
+/// On error the destination may hold part of the work, as with BuildKit:
+/// the caller discards the snapshot.
 pub fn apply(env: &FileOpEnv, actions: &[FileAction]) -> Result<(), FileOpError> {
     let dest = Root::open(env.dest_root)
         .map_err(|e| FileOpError::io("open destination", env.dest_root.display().to_string(), e))?;
