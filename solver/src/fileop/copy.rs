@@ -240,6 +240,9 @@ impl Copier<'_> {
             return Ok(());
         };
         let (prefix, rest) = comps.split_at(i);
+        let prefix = &src
+            .resolve(prefix, true)
+            .map_err(|e| self.err(s.as_bytes(), e))?[..];
         for p in rest {
             go_match(p, b"")
                 .map_err(|_| FileOpError::new(self.action, s, ErrorKind::BadPattern))?;
@@ -314,7 +317,9 @@ impl Copier<'_> {
             Some(i) => (&s[..i], &s[i + 3..]),
             None => ("/", s),
         };
-        let base_comps = clean(base.as_bytes());
+        let base_comps = src
+            .resolve(&clean(base.as_bytes()), true)
+            .map_err(|e| self.err(s.as_bytes(), e))?;
         let pat_comps = clean(pattern.as_bytes());
         if !has_wildcards(base.as_bytes()) && !has_wildcards(pattern.as_bytes()) {
             let mut full = base_comps.clone();
@@ -362,7 +367,13 @@ impl Copier<'_> {
     ) -> Result<(), FileOpError> {
         let a = self.action;
         let not_found = || FileOpError::new(a, m.display.clone(), ErrorKind::NotFound);
-        let leaf = match src.leaf(&m.comps, follow, None) {
+        // Judge and open the real path: a symlink in the context must not
+        // reach what .dockerignore hides.
+        let real = match src.resolve(&m.comps, follow) {
+            Ok(r) => r,
+            Err(e) => return Err(self.err(m.display.as_bytes(), e)),
+        };
+        let leaf = match src.leaf(&real, follow, None) {
             Ok(l) => l,
             Err(e) if is_errno(&e, Errno::NOENT) || is_errno(&e, Errno::NOTDIR) => {
                 return Err(not_found())
@@ -375,7 +386,7 @@ impl Copier<'_> {
             .ok_or_else(not_found)?;
         let ftype = file_type(&st);
         let src_is_dir = ftype == FileType::Directory;
-        if self.ignored(&m.comps, src_is_dir) {
+        if self.ignored(&real, src_is_dir) {
             return Err(not_found());
         }
         let dshow = show(dest_comps);
@@ -447,7 +458,7 @@ impl Copier<'_> {
                 st,
                 created: false,
             }];
-            let ctx = m.comps.join(&b'/');
+            let ctx = real.join(&b'/');
             self.walk(&sfd, b"", &ctx, &mut stack, &Parents::default())?;
             // The destination directory keeps its mode and owner but takes
             // the source directory's times (fsutil's restoreFileTimestamp).
@@ -475,7 +486,7 @@ impl Copier<'_> {
         let tdir = Arc::new(tdir);
         let sdir = Arc::new(leaf.dir);
         let mut stack = Vec::new();
-        let ctx = m.comps.join(&b'/');
+        let ctx = real.join(&b'/');
         self.copy_entry(
             &sdir,
             src_name,

@@ -821,3 +821,28 @@ fn add_makes_missing_archive_parents_0755_root_owned() {
     let file = fs::metadata(f.dest.join("u/v/deep/er/file")).unwrap();
     assert_eq!((file.mode() & 0o7777, file.uid()), (0o600, 3));
 }
+
+#[test]
+fn dockerignore_cannot_be_bypassed_through_a_context_symlink() {
+    let f = fx();
+    put(&f.ctx.join("dir/secret"), "S", 0o600);
+    put(&f.ctx.join("dir/ok"), "ok", 0o644);
+    symlink("dir", f.ctx.join("link")).unwrap();
+    symlink("/dir/../dir", f.ctx.join("abs")).unwrap();
+    let m = Matcher::from_patterns(["dir/secret"]).unwrap();
+    let go = |src: &str, dest: &str| {
+        run_with(&f, vec![FileAction::Copy(cp(&[src], dest))], Some(&m), None)
+    };
+    go("link", "/a").unwrap();
+    assert!(f.dest.join("a/ok").exists());
+    assert!(!f.dest.join("a/secret").exists());
+    go("abs/", "/b").unwrap();
+    assert!(!f.dest.join("b/secret").exists());
+    for s in ["link/secret", "abs/secret", "link/../link/secret"] {
+        let e = go(s, "/c").unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NotFound), "{s}: {e}");
+    }
+    go("link/*", "/w/").unwrap();
+    assert!(f.dest.join("w/ok").exists());
+    assert!(!f.dest.join("w/secret").exists());
+}
