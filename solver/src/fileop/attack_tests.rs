@@ -139,10 +139,16 @@ fn nested_dest_symlinks_are_replaced_or_refused_never_written_through() {
     let e = copy(&f, cp(&["d"], "/app")).unwrap_err();
     assert!(matches!(e.kind, ErrorKind::NotADirectory), "{e}");
     c.check();
+    fs::remove_file(f.dest.join("app/sub")).unwrap();
+    copy(&f, cp(&["d"], "/app")).unwrap();
+    c.check();
     assert_eq!(
         fs::read_to_string(f.dest.join("app/canary")).unwrap(),
         "pwned"
     );
+    assert!(fs::symlink_metadata(f.dest.join("app/canary"))
+        .unwrap()
+        .is_file());
 }
 
 #[test]
@@ -406,4 +412,71 @@ fn tar_entry_replacing_a_dest_symlink_does_not_write_through_it() {
         .unwrap();
     c.check();
     assert_eq!(fs::read_to_string(f.dest.join("t/file")).unwrap(), "pwned");
+}
+
+#[test]
+fn context_paths_through_symlinked_dirs_and_dotdot_stay_in_the_context() {
+    let f = fx();
+    let c = canary(&f);
+    symlink("../../../../../..", f.ctx.join("up")).unwrap();
+    symlink(&c.dir, f.ctx.join("evildir")).unwrap();
+    let rel = c
+        .file
+        .strip_prefix("/")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for s in [
+        format!("up/{rel}"),
+        format!("../../../../{rel}"),
+        "evildir/canary".to_string(),
+    ] {
+        let e = copy(&f, cp(&[&s], "/x")).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NotFound), "{s}: {e}");
+    }
+    for s in ["evildir/*", "*/canary", "up/*/canary"] {
+        let e = copy(&f, cp(&[s], "/w/")).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NoMatch), "{s}: {e}");
+    }
+    let par = CopyAction {
+        parents: true,
+        ..cp(&["evildir/canary"], "/p/")
+    };
+    let e = copy(&f, par).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::NotFound), "{e}");
+    let par = CopyAction {
+        parents: true,
+        ..cp(&["**/canary"], "/q/")
+    };
+    copy(&f, par).unwrap();
+    assert!(!f.dest.join("q/evildir/canary").exists());
+    assert!(!f.dest.join("x").exists());
+    c.check();
+}
+
+#[test]
+fn rm_with_dotdot_is_clamped_and_a_symlink_loop_is_an_error() {
+    let f = fx();
+    let c = canary(&f);
+    let e = run(
+        &f,
+        vec![FileAction::Rm {
+            path: "/../../outside/canary".into(),
+            allow_not_found: false,
+        }],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::NotFound | ErrorKind::Io(_)),
+        "{e}"
+    );
+    symlink("b", f.dest.join("a")).unwrap();
+    symlink("a", f.dest.join("b")).unwrap();
+    put(&f.ctx.join("x"), "x", 0o644);
+    let e = copy(&f, cp(&["x"], "/a")).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io(_)), "{e}");
+    let e = copy(&f, cp(&["x"], "/a/b/c")).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io(_)), "{e}");
+    c.check();
 }

@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use kiln_parser::dockerignore::{Matcher, ParentMatch};
+use rayon::prelude::*;
 use rustix::fs::{
     chmodat, chownat, fchmod, fchown, linkat, mkdirat, mknodat, readlinkat, statat, symlinkat,
     unlinkat, AtFlags, FileType, Mode, OFlags, Stat,
@@ -239,6 +240,9 @@ impl Copier<'_> {
             return Ok(());
         };
         let (prefix, rest) = comps.split_at(i);
+        let prefix = &src
+            .resolve(prefix, true)
+            .map_err(|e| self.err(s.as_bytes(), e))?[..];
         for p in rest {
             go_match(p, b"")
                 .map_err(|_| FileOpError::new(self.action, s, ErrorKind::BadPattern))?;
@@ -313,7 +317,9 @@ impl Copier<'_> {
             Some(i) => (&s[..i], &s[i + 3..]),
             None => ("/", s),
         };
-        let base_comps = clean(base.as_bytes());
+        let base_comps = src
+            .resolve(&clean(base.as_bytes()), true)
+            .map_err(|e| self.err(s.as_bytes(), e))?;
         let pat_comps = clean(pattern.as_bytes());
         if !has_wildcards(base.as_bytes()) && !has_wildcards(pattern.as_bytes()) {
             let mut full = base_comps.clone();
@@ -361,7 +367,13 @@ impl Copier<'_> {
     ) -> Result<(), FileOpError> {
         let a = self.action;
         let not_found = || FileOpError::new(a, m.display.clone(), ErrorKind::NotFound);
-        let leaf = match src.leaf(&m.comps, follow, None) {
+        // Judge and open the real path: a symlink in the context must not
+        // reach what .dockerignore hides.
+        let real = match src.resolve(&m.comps, follow) {
+            Ok(r) => r,
+            Err(e) => return Err(self.err(m.display.as_bytes(), e)),
+        };
+        let leaf = match src.leaf(&real, follow, None) {
             Ok(l) => l,
             Err(e) if is_errno(&e, Errno::NOENT) || is_errno(&e, Errno::NOTDIR) => {
                 return Err(not_found())
@@ -374,7 +386,7 @@ impl Copier<'_> {
             .ok_or_else(not_found)?;
         let ftype = file_type(&st);
         let src_is_dir = ftype == FileType::Directory;
-        if self.ignored(&m.comps, src_is_dir) {
+        if self.ignored(&real, src_is_dir) {
             return Err(not_found());
         }
         let dshow = show(dest_comps);
@@ -386,7 +398,14 @@ impl Copier<'_> {
                     .map_err(|e| self.err(m.display.as_bytes(), e))?;
                 let file = File::from(fd);
                 if unpack::is_archive(&file).map_err(|e| self.err(m.display.as_bytes(), e))? {
-                    let dfd = dest.ensure_dir(dest_comps, spec, created).map_err(derr)?;
+                    // BuildKit makes the unpack directory 0755 whatever --chmod says.
+                    let unpack_spec = DirSpec {
+                        mode: 0o755,
+                        ..*spec
+                    };
+                    let dfd = dest
+                        .ensure_dir(dest_comps, &unpack_spec, created)
+                        .map_err(derr)?;
                     let chown = match self.owner {
                         FileOwner::Fixed(ids) if spec.owner.is_some() => Some(ids),
                         _ => None,
@@ -439,7 +458,7 @@ impl Copier<'_> {
                 st,
                 created: false,
             }];
-            let ctx = m.comps.join(&b'/');
+            let ctx = real.join(&b'/');
             self.walk(&sfd, b"", &ctx, &mut stack, &Parents::default())?;
             // The destination directory keeps its mode and owner but takes
             // the source directory's times (fsutil's restoreFileTimestamp).
@@ -467,7 +486,7 @@ impl Copier<'_> {
         let tdir = Arc::new(tdir);
         let sdir = Arc::new(leaf.dir);
         let mut stack = Vec::new();
-        let ctx = m.comps.join(&b'/');
+        let ctx = real.join(&b'/');
         self.copy_entry(
             &sdir,
             src_name,
@@ -494,6 +513,8 @@ impl Copier<'_> {
         parents: &Parents,
     ) -> Result<(), FileOpError> {
         let names = read_names(sdir).map_err(|e| self.err(rel, e))?;
+        let mut files: Vec<(Vec<u8>, Stat, Vec<u8>)> = Vec::new();
+        let mut batch_dest: Option<Arc<OwnedFd>> = None;
         for n in names {
             let crel = join_rel(rel, &n);
             let cctx = join_rel(ctx, &n);
@@ -561,7 +582,22 @@ impl Copier<'_> {
                 .last()
                 .and_then(|l| l.dest.clone())
                 .expect("materialized");
+            if file_type(&st) == FileType::RegularFile && st.st_nlink == 1 {
+                self.ensure_empty_target(&pdest, &n, &crel)?;
+                files.push((n, st, crel));
+                batch_dest = Some(pdest);
+                continue;
+            }
             self.copy_entry(sdir, &n, &st, &pdest, &n, &crel, &cctx, &child, stack)?;
+        }
+        // The plain files of one directory are copied in parallel: copying
+        // a context is mostly system calls that wait on the page cache.
+        if let Some(pdest) = batch_dest {
+            let this = &*self;
+            files.par_iter().try_for_each(|(n, st, crel)| {
+                this.copy_file(sdir, n, st, &pdest, n)
+                    .map_err(|e| this.err(crel, e))
+            })?;
         }
         Ok(())
     }
@@ -669,19 +705,7 @@ impl Copier<'_> {
                         return Ok(());
                     }
                 }
-                let sf = open_nofollow(&**sdir, name, OFlags::RDONLY).map_err(err)?;
-                let df = open_nofollow(
-                    &**pdest,
-                    dname,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
-                )
-                .map_err(err)?;
-                let mut sfile = File::from(sf);
-                let mut dfile = File::from(df);
-                // std uses copy_file_range for file to file on Linux.
-                io::copy(&mut sfile, &mut dfile).map_err(err)?;
-                self.finish(dfile.as_fd(), Some(sfile.as_fd()), st, false)
-                    .map_err(err)?;
+                self.copy_file(sdir, name, st, pdest, dname).map_err(err)?;
                 if st.st_nlink > 1 {
                     self.inodes.insert(key, (pdest.clone(), dname.to_vec()));
                 }
@@ -736,6 +760,25 @@ impl Copier<'_> {
             }
             FileType::Unknown => Ok(()),
         }
+    }
+
+    /// Copies the data and metadata of a regular file to a new
+    /// `pdest/dname`. Only reads `self`: runs on several threads.
+    fn copy_file(
+        &self,
+        sdir: &OwnedFd,
+        name: &[u8],
+        st: &Stat,
+        pdest: &OwnedFd,
+        dname: &[u8],
+    ) -> io::Result<()> {
+        let sf = open_nofollow(sdir, name, OFlags::RDONLY)?;
+        let df = open_nofollow(pdest, dname, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)?;
+        let mut sfile = File::from(sf);
+        let mut dfile = File::from(df);
+        // std uses copy_file_range for file to file on Linux.
+        io::copy(&mut sfile, &mut dfile)?;
+        self.finish(dfile.as_fd(), Some(sfile.as_fd()), st, false)
     }
 
     /// fsutil's `ensureEmptyFileTarget`: a file replaces a file or a
@@ -810,12 +853,23 @@ impl Copier<'_> {
 /// Copies extended attributes, best effort as BuildKit (which logs and
 /// goes on): the destination filesystem may not support them.
 fn copy_xattrs(src: BorrowedFd, dst: BorrowedFd) {
-    let mut names = vec![0u8; 64 * 1024];
-    let Ok(n) = rustix::fs::flistxattr(src, &mut names[..]) else {
-        return;
+    // Most files have none or a few: a small buffer on the stack first.
+    let mut small = [0u8; 1024];
+    let mut big = Vec::new();
+    let names: &[u8] = match rustix::fs::flistxattr(src, &mut small[..]) {
+        Ok(0) => return,
+        Ok(n) => &small[..n],
+        Err(Errno::RANGE) => {
+            big.resize(64 * 1024, 0);
+            match rustix::fs::flistxattr(src, &mut big[..]) {
+                Ok(n) => &big[..n],
+                Err(_) => return,
+            }
+        }
+        Err(_) => return,
     };
     let mut value = vec![0u8; 64 * 1024];
-    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         if let Ok(len) = rustix::fs::fgetxattr(src, name, &mut value[..]) {
             let _ =
                 rustix::fs::fsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty());

@@ -11,6 +11,19 @@
 //! is copied as a link (or, when named directly, followed inside the
 //! context only).
 //!
+//! Differences from BuildKit, by design:
+//! - `--exclude` also filters what a wildcard source matches (the
+//!   Dockerfile reference's `COPY --exclude=*.txt hom* /mydir/` example);
+//!   fsutil applies it only below a copied directory.
+//! - A `--chown` name missing from the destination's /etc/passwd or
+//!   /etc/group is an error, as the reference says (BuildKit maps it to 0).
+//! - Directories get their times after their children are written, so
+//!   the times are the source's (or the epoch) and builds are reproducible.
+//! - Hard links are kept across all the sources of one COPY, not only
+//!   within each.
+//! - Several sources into a destination without a trailing `/` are
+//!   accepted when it is an existing directory.
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use kiln_solver::fileop::{apply, CopySource, FileOpEnv};
@@ -188,6 +201,11 @@ impl FileOpError {
 }
 
 /// Runs `actions` in order on `env.dest_root`.
+///
+/// Blocking (file system calls, a rayon pool for the files of big
+/// directories): call it from `tokio::task::spawn_blocking` in async code.
+/// On error the destination may hold part of the work, as with BuildKit:
+/// the caller discards the snapshot.
 pub fn apply(env: &FileOpEnv, actions: &[FileAction]) -> Result<(), FileOpError> {
     let dest = Root::open(env.dest_root)
         .map_err(|e| FileOpError::io("open destination", env.dest_root.display().to_string(), e))?;

@@ -225,6 +225,65 @@ impl Root {
         }
     }
 
+    /// The path `comps` names once its symlinks (the last one only when
+    /// `follow_last`) are followed inside the root: the real path that
+    /// .dockerignore rules must judge. Past a missing component the rest
+    /// is kept as given.
+    pub(crate) fn resolve(&self, comps: &[Vec<u8>], follow_last: bool) -> io::Result<Comps> {
+        let mut todo: std::collections::VecDeque<Vec<u8>> = comps.iter().cloned().collect();
+        let mut done: Comps = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == b".." {
+                done.pop();
+                continue;
+            }
+            done.push(c);
+            if todo.is_empty() && !follow_last {
+                break;
+            }
+            // openat2 refuses O_NOCTTY with O_PATH: not through open_in.
+            let opened = openat2(
+                &self.fd,
+                join(&done).as_slice(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            );
+            let fd = match opened.map_err(io::Error::from) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                    for c in todo {
+                        if c == b".." {
+                            done.pop();
+                        } else {
+                            done.push(c);
+                        }
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if file_type(&rustix::fs::fstat(&fd)?) != FileType::Symlink {
+                continue;
+            }
+            hops += 1;
+            if hops > MAX_HOPS {
+                return Err(Errno::LOOP.into());
+            }
+            let target = readlinkat(&fd, c"", Vec::new())?;
+            let target = target.as_bytes();
+            done.pop();
+            if target.starts_with(b"/") {
+                done.clear();
+            }
+            for c in link_comps(target).into_iter().rev() {
+                todo.push_front(c);
+            }
+        }
+        Ok(done)
+    }
+
     /// The leaf of `comps`: its parent directory is resolved inside the
     /// root (created with `create` if given); a final symlink is followed
     /// inside the root when `follow_last`, even if it dangles.

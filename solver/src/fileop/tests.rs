@@ -718,3 +718,131 @@ fn copy_from_unknown_input_is_an_error() {
     .unwrap_err();
     assert!(matches!(e.kind, ErrorKind::UnknownInput(9)), "{e}");
 }
+
+#[test]
+#[ignore = "measurement: KILN_BENCH_CTX=dir cargo test -p kiln-solver bench_copy -- --ignored --nocapture"]
+fn bench_copy() {
+    let Ok(ctx) = std::env::var("KILN_BENCH_CTX") else {
+        return;
+    };
+    let dest = tempfile::tempdir_in("/tmp").unwrap();
+    let inputs = [
+        CopySource::rootfs(dest.path()),
+        CopySource::context(Path::new(&ctx), None),
+    ];
+    let env = FileOpEnv {
+        dest_root: dest.path(),
+        inputs: &inputs,
+        epoch: None,
+    };
+    let t = std::time::Instant::now();
+    apply(&env, &[FileAction::Copy(cp(&["."], "/ctx/"))]).unwrap();
+    eprintln!("copied {ctx} in {:?}", t.elapsed());
+}
+
+#[test]
+fn parents_with_a_directory_pattern_copy_its_tree_and_parent_modes() {
+    let f = fx();
+    put(&f.ctx.join("a/b/c/f"), "F", 0o644);
+    put(&f.ctx.join("a/other"), "O", 0o644);
+    fs::set_permissions(f.ctx.join("a"), fs::Permissions::from_mode(0o711)).unwrap();
+    copy(
+        &f,
+        CopyAction {
+            parents: true,
+            ..cp(&["a/b"], "/p/")
+        },
+    )
+    .unwrap();
+    assert_eq!(read(&f.dest.join("p/a/b/c/f")), "F");
+    assert!(!f.dest.join("p/a/other").exists());
+    assert_eq!(
+        mode(&f.dest.join("p/a")),
+        0o711,
+        "parents keep the source's mode"
+    );
+}
+
+#[test]
+fn mkdir_on_existing_is_ok_and_mkfile_on_a_directory_fails() {
+    let f = fx();
+    fs::create_dir(f.dest.join("d")).unwrap();
+    run(
+        &f,
+        vec![FileAction::Mkdir {
+            path: "/d".into(),
+            mode: 0o700,
+            parents: false,
+            owner: None,
+        }],
+    )
+    .unwrap();
+    let e = run(
+        &f,
+        vec![FileAction::Mkfile {
+            path: "/d".into(),
+            mode: 0o644,
+            data: vec![],
+            owner: None,
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(e.action, "mkfile");
+    assert_eq!(e.path, "/d");
+}
+
+#[test]
+fn add_makes_missing_archive_parents_0755_root_owned() {
+    let f = fx();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o600);
+    h.set_size(1);
+    b.append_data(&mut h, "deep/er/file", &b"x"[..]).unwrap();
+    fs::write(f.ctx.join("p.tar"), b.into_inner().unwrap()).unwrap();
+    let add = CopyAction {
+        unpack_archives: true,
+        owner: Some(Owner {
+            user: "3".into(),
+            group: None,
+        }),
+        mode: Some("700".into()),
+        ..cp(&["p.tar"], "/u/v/")
+    };
+    copy(&f, add).unwrap();
+    let d = fs::metadata(f.dest.join("u/v/deep/er")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.uid()), (0o755, 0));
+    let v = fs::metadata(f.dest.join("u/v")).unwrap();
+    assert_eq!(
+        (v.mode() & 0o7777, v.uid()),
+        (0o755, 3),
+        "the unpack dir takes --chown"
+    );
+    let file = fs::metadata(f.dest.join("u/v/deep/er/file")).unwrap();
+    assert_eq!((file.mode() & 0o7777, file.uid()), (0o600, 3));
+}
+
+#[test]
+fn dockerignore_cannot_be_bypassed_through_a_context_symlink() {
+    let f = fx();
+    put(&f.ctx.join("dir/secret"), "S", 0o600);
+    put(&f.ctx.join("dir/ok"), "ok", 0o644);
+    symlink("dir", f.ctx.join("link")).unwrap();
+    symlink("/dir/../dir", f.ctx.join("abs")).unwrap();
+    let m = Matcher::from_patterns(["dir/secret"]).unwrap();
+    let go = |src: &str, dest: &str| {
+        run_with(&f, vec![FileAction::Copy(cp(&[src], dest))], Some(&m), None)
+    };
+    go("link", "/a").unwrap();
+    assert!(f.dest.join("a/ok").exists());
+    assert!(!f.dest.join("a/secret").exists());
+    go("abs/", "/b").unwrap();
+    assert!(!f.dest.join("b/secret").exists());
+    for s in ["link/secret", "abs/secret", "link/../link/secret"] {
+        let e = go(s, "/c").unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NotFound), "{s}: {e}");
+    }
+    go("link/*", "/w/").unwrap();
+    assert!(f.dest.join("w/ok").exists());
+    assert!(!f.dest.join("w/secret").exists());
+}

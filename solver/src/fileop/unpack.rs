@@ -5,7 +5,7 @@
 //! hard links can only point inside it.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
@@ -21,12 +21,29 @@ use super::{open_nofollow, remove_all_at, ErrorKind, FileOpError};
 
 const A: &str = "add";
 
-/// A decompressing reader for `file`, chosen by its first bytes.
-fn decoder(mut file: File) -> io::Result<Box<dyn Read>> {
+/// Reads a file from offset 0 with `pread`, so that readers sharing one
+/// open file (a probe on a thread, then the real extraction) never move
+/// each other's offset.
+struct FromStart {
+    file: File,
+    pos: u64,
+}
+
+impl Read for FromStart {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A decompressing reader for `file` from its start, chosen by its first
+/// bytes.
+fn decoder(file: File) -> io::Result<Box<dyn Read>> {
     let mut magic = [0u8; 6];
     let n = file.read_at(&mut magic, 0)?;
-    file.seek(SeekFrom::Start(0))?;
     let m = &magic[..n];
+    let file = FromStart { file, pos: 0 };
     let r: Box<dyn Read> = if m.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
     } else if m.starts_with(b"BZh") {
@@ -65,7 +82,7 @@ impl io::Write for ChanWriter {
 }
 
 impl XzReader {
-    fn new(file: File) -> XzReader {
+    fn new(file: FromStart) -> XzReader {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         std::thread::spawn(move || {
             let mut input = BufReader::new(file);
@@ -105,7 +122,7 @@ impl Read for XzReader {
 
 /// Whether `file` is a tar archive (possibly compressed): its first
 /// header reads, as BuildKit's `isArchivePath` (an empty or unknown file
-/// is copied as is). Leaves the file at offset 0.
+/// is copied as is).
 pub(crate) fn is_archive(file: &File) -> io::Result<bool> {
     let probe = file.try_clone()?;
     let ok = match decoder(probe) {
@@ -116,9 +133,6 @@ pub(crate) fn is_archive(file: &File) -> io::Result<bool> {
         }
         Err(_) => false,
     };
-    // The clone shares the offset.
-    let mut f = file;
-    f.seek(SeekFrom::Start(0))?;
     Ok(ok)
 }
 
@@ -132,9 +146,11 @@ pub(crate) fn extract(
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
     let mut ar = tar::Archive::new(decoder(file).map_err(bad)?);
+    // Parents missing from the archive are made as go-archive makes them:
+    // 0755, owned by root even under --chown.
     let spec = DirSpec {
         mode: 0o755,
-        owner: chown.map(|i| (i.uid, i.gid)),
+        owner: None,
         time: None,
     };
     let mut created = Vec::new();
