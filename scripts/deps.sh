@@ -6,6 +6,7 @@ PKGS=(
   build-essential pkg-config   # crates that build C
   busybox-static               # the offline base image for examples and tests
   python3                      # test helpers
+  docker-registry apache2-utils skopeo openssl   # registry tests: a real registry, htpasswd, image checks, token keys
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -296,7 +296,38 @@ impl Client {
     where
         F: Fn(&reqwest::Client, &str) -> Result<RequestBuilder>,
     {
-        let max = self.inner.config.max_attempts.max(1);
+        self.send_inner(registry, scope, true, make).await
+    }
+
+    /// Like [`send`](Self::send) but without retrying connection failures or 5xx: for
+    /// requests inside an upload session, which the caller restarts as a whole.
+    pub(crate) async fn send_once<F>(
+        &self,
+        registry: &str,
+        scope: &str,
+        make: F,
+    ) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client, &str) -> Result<RequestBuilder>,
+    {
+        self.send_inner(registry, scope, false, make).await
+    }
+
+    async fn send_inner<F>(
+        &self,
+        registry: &str,
+        scope: &str,
+        retry: bool,
+        make: F,
+    ) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client, &str) -> Result<RequestBuilder>,
+    {
+        let max = if retry {
+            self.inner.config.max_attempts.max(1)
+        } else {
+            1
+        };
         let mut attempt = 1;
         let mut refreshed = false;
         loop {

@@ -51,6 +51,26 @@ impl Client {
         reference: &Reference,
         tag_or_digest: &str,
     ) -> Result<ManifestBytes> {
+        // The request is retried inside `send`; a body cut short is retried here.
+        let max = self.inner.config.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.fetch_manifest_once(reference, tag_or_digest).await {
+                Err(e) if e.is_transient() && attempt < max => {
+                    attempt += 1;
+                    tracing::debug!("manifest {tag_or_digest}: {e}; retrying");
+                    self.backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn fetch_manifest_once(
+        &self,
+        reference: &Reference,
+        tag_or_digest: &str,
+    ) -> Result<ManifestBytes> {
         let registry = reference.domain();
         let path = reference.path().to_string();
         let repository = format!("{}/{}", api_host(registry), path);
@@ -194,7 +214,7 @@ impl Client {
             });
         }
         let mut buf = Vec::with_capacity(blob.size as usize);
-        self.download(reference, blob, &mut VecWriter(&mut buf))
+        self.download(reference, blob, &mut VecWriter(&mut buf), false)
             .await?;
         Ok(buf)
     }
@@ -219,7 +239,7 @@ impl Client {
         );
         let mut writer = sink.begin(&blob.digest, blob.size).map_err(Error::Store)?;
         // On error `writer` is dropped uncommitted, which discards it.
-        self.download(reference, blob, &mut writer).await?;
+        self.download(reference, blob, &mut writer, true).await?;
         writer.commit().map_err(Error::Store)?;
         sink.record_source(&blob.digest, &repository);
         report(progress, &blob.digest, BlobEvent::Done);
@@ -233,11 +253,16 @@ impl Client {
         reference: &Reference,
         blob: &BlobInfo,
         writer: &mut W,
+        with_progress: bool,
     ) -> Result<()> {
         let registry = reference.domain();
         let path = reference.path().to_string();
         let repository = format!("{}/{}", api_host(registry), path);
-        let progress = &self.inner.config.progress;
+        let progress = if with_progress {
+            &self.inner.config.progress
+        } else {
+            &None
+        };
         let max = self.inner.config.max_attempts.max(1);
         let digest = &blob.digest;
         let mut verifier = Verifier::new(digest.algorithm());

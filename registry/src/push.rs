@@ -212,7 +212,7 @@ impl Client {
         let put_url = with_digest_param(&final_location, digest);
         let monolithic = chunked.is_none();
         let resp = self
-            .send(registry, &scope, |http, _base| {
+            .send_once(registry, &scope, |http, _base| {
                 let req = http.put(put_url.clone());
                 if !monolithic {
                     return Ok(req.header(CONTENT_LENGTH, 0));
@@ -263,7 +263,7 @@ impl Client {
             let range = format!("{}-{}", offset, offset + len - 1);
             let url = location.clone();
             let resp = self
-                .send(registry, &scope, |http, _| {
+                .send_once(registry, &scope, |http, _| {
                     Ok(http
                         .patch(url.clone())
                         .header(CONTENT_TYPE, "application/octet-stream")
