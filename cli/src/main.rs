@@ -35,6 +35,10 @@ enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
+    /// Log in to a registry (checks the credentials, then stores them as docker does).
+    Login(commands::login::Args),
+    /// Log out from a registry (removes its stored credentials).
+    Logout(commands::logout::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version(args) => commands::version::run(&globals, args),
         Command::Completion(args) => commands::completion::run(args),
+        Command::Login(args) => commands::login::run(args),
+        Command::Logout(args) => commands::logout::run(args),
     };
     match result {
         Ok(code) => code,
