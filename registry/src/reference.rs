@@ -419,6 +419,76 @@ mod tests {
             .starts_with("invalid reference format"));
     }
 
+    /// Cases from distribution/reference's normalize and reference tests.
+    #[test]
+    fn distribution_reference_cases() {
+        let ok = |s: &str, domain: &str, path: &str, tag: Option<&str>| {
+            let r = Reference::parse_normalized(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!((r.domain(), r.path(), r.tag()), (domain, path, tag), "{s}");
+        };
+        ok(
+            "foo_bar.com:8080",
+            "docker.io",
+            "library/foo_bar.com",
+            Some("8080"),
+        );
+        ok(
+            "foo/foo_bar.com:8080",
+            "docker.io",
+            "foo/foo_bar.com",
+            Some("8080"),
+        );
+        ok(
+            "xn--n3h.com/myimage:xn--n3h.com",
+            "xn--n3h.com",
+            "myimage",
+            Some("xn--n3h.com"),
+        );
+        ok("Xn--n3h.com:18080/foo", "Xn--n3h.com:18080", "foo", None);
+        ok("localhost:5000/foo/bar", "localhost:5000", "foo/bar", None);
+        ok("[2001:db8::1]/repo", "[2001:db8::1]", "repo", None);
+        ok(
+            "[2001:db8::1]:5000/repo:tag",
+            "[2001:db8::1]:5000",
+            "repo",
+            Some("tag"),
+        );
+        ok("a.b.c:5000/x/y/z:v", "a.b.c:5000", "x/y/z", Some("v"));
+        ok("docker.io/library/foo", "docker.io", "library/foo", None);
+        ok(
+            "index.docker.io/library/foo",
+            "docker.io",
+            "library/foo",
+            None,
+        );
+        let with_digest = format!("a:b@{D}");
+        let r = Reference::parse_normalized(&with_digest).unwrap();
+        assert_eq!((r.path(), r.tag()), ("library/a", Some("b")));
+        assert_eq!(r.digest().map(Digest::as_str), Some(D));
+
+        let bad = |s: &str| {
+            Reference::parse_normalized(s)
+                .map(|r| r.to_string())
+                .expect_err(s)
+        };
+        // An unbracketed IPv6 address is not a host; a zone index is not allowed.
+        bad("2001:db8::1/repo");
+        bad("[fe80::1%eth0]:5000/repo");
+        bad("docker.io/Library/foo");
+        bad("aa/asdf$$^/aa");
+        bad("http://example.com/repo");
+        bad(":justtag");
+        bad("@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
+        assert!(matches!(
+            bad(&format!("validname@invaliddigest:{}", "f".repeat(64))),
+            ReferenceError::Digest(DigestError::Unsupported)
+        ));
+        assert!(matches!(
+            bad("repo@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+            ReferenceError::Digest(DigestError::InvalidLength)
+        ));
+    }
+
     #[test]
     fn separators_follow_the_grammar() {
         for ok in ["a.b", "a_b", "a__b", "a-b", "a---b", "a/b.c-d__e"] {
