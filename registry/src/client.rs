@@ -47,6 +47,9 @@ pub(crate) fn api_host(registry: &str) -> &str {
     }
 }
 
+/// The user name docker's credential helpers return with an identity (refresh) token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// The access a request needs, as a token scope.
 pub(crate) fn pull_scope(path: &str) -> String {
     format!("repository:{path}:pull")
@@ -243,11 +246,30 @@ impl Client {
         for s in scope.into_iter().flat_map(|s| s.split(' ')) {
             query.push(("scope", s));
         }
+        // An identity token (user `<token>`, as credential helpers return for Docker Hub) is
+        // exchanged through the OAuth2 refresh-token POST, as docker does.
+        let identity_token = creds
+            .filter(|c| c.username == IDENTITY_TOKEN_USER)
+            .map(|c| c.password.as_str());
+        let mut form = query.clone();
+        if let Some(token) = identity_token {
+            form.extend([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", "kiln"),
+            ]);
+        }
         let make = || {
-            let mut req = self.inner.http.get(realm).query(&query);
-            if let Some(c) = creds {
-                req = req.basic_auth(&c.username, Some(&c.password));
-            }
+            let req = match identity_token {
+                Some(_) => self.inner.http.post(realm).form(&form),
+                None => {
+                    let mut req = self.inner.http.get(realm).query(&query);
+                    if let Some(c) = creds {
+                        req = req.basic_auth(&c.username, Some(&c.password));
+                    }
+                    req
+                }
+            };
             req.send()
         };
         let resp = self.retrying(realm, make).await?;
@@ -379,6 +401,47 @@ impl Client {
             }
             attempt += 1;
             self.backoff(attempt).await;
+        }
+    }
+
+    /// The digest a reference points at now, from a HEAD of its manifest (no body moves);
+    /// for `--pull` checks and FROM resolution. Falls back to a GET when the registry does
+    /// not announce the digest.
+    pub async fn resolve(
+        &self,
+        reference: &crate::reference::Reference,
+    ) -> Result<crate::digest::Digest> {
+        if let Some(d) = reference.digest() {
+            return Ok(d.clone());
+        }
+        let registry = reference.domain();
+        let path = reference.path().to_string();
+        let target = reference.manifest_reference();
+        let resp = self
+            .send(registry, &pull_scope(&path), |http, base| {
+                let mut req = http.head(format!("{base}/v2/{path}/manifests/{target}"));
+                for t in crate::manifest::ACCEPTED_MANIFEST_TYPES {
+                    req = req.header(reqwest::header::ACCEPT, t);
+                }
+                Ok(req)
+            })
+            .await?;
+        let repository = format!("{}/{}", api_host(registry), path);
+        let resp = expect_success(
+            resp,
+            Method::HEAD,
+            &format!("manifest {target}"),
+            &repository,
+        )
+        .await?;
+        let announced = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::digest::Digest::parse(v).ok());
+        match announced {
+            Some(d) => Ok(d),
+            None => Ok(self.fetch_manifest(reference, &target).await?.digest),
         }
     }
 

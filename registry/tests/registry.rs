@@ -100,6 +100,14 @@ async fn push_then_pull_round_trip_verifies_and_skips_existing() {
     // pull: 2 layers exist; push: config + 2 layers exist.
     assert_eq!(ev.len(), 5);
 
+    // resolve: the tag's digest without moving the manifest; a missing tag is NotFound.
+    assert_eq!(client.resolve(&r).await.unwrap(), image.digest);
+    let err = client
+        .resolve(&reference(&reg.addr, "acc/app:nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+
     // Pull by digest works too, and a missing tag is a clear NotFound.
     let by_digest = r.with_digest(image.digest.clone());
     let again = client.pull(&by_digest, &linux_amd64(), &dst).await.unwrap();
