@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
-use crate::auth::{parse_challenges, AuthScheme, Credentials, TokenCache};
+use crate::auth::{parse_challenges, AuthScheme, Credentials, TokenCache, IDENTITY_TOKEN_USER};
 use crate::config::{is_loopback, ClientConfig};
 use crate::error::{Error, Result};
 
@@ -46,9 +46,6 @@ pub(crate) fn api_host(registry: &str) -> &str {
         registry
     }
 }
-
-/// The user name docker's credential helpers return with an identity (refresh) token.
-const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// The access a request needs, as a token scope.
 pub(crate) fn pull_scope(path: &str) -> String {

@@ -418,4 +418,19 @@ async fn token_auth_with_cached_tokens() {
     // One token per scope (push, then pull), not one per request; concurrent first
     // requests may race for the same scope.
     assert!((2..=2 + 3).contains(&used), "{used} token requests");
+
+    // An identity token in docker's config is exchanged with the OAuth2 refresh grant.
+    let path = tmp.path().join("identity.json");
+    let write = |token: &str| {
+        let json =
+            serde_json::json!({"auths": {reg.addr.as_str(): {"auth": "", "identitytoken": token}}});
+        std::fs::write(&path, json.to_string()).unwrap();
+    };
+    write(common::IDENTITY_TOKEN);
+    let client = Client::new(test_config(Some(path.clone()))).unwrap();
+    assert_eq!(client.resolve(&r).await.unwrap(), image.digest);
+    write("stale");
+    let client = Client::new(test_config(Some(path.clone()))).unwrap();
+    let err = client.resolve(&r).await.unwrap_err();
+    assert!(err.to_string().contains("invalid refresh token"), "{err}");
 }

@@ -8,6 +8,10 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use serde_json::{Map, Value};
 
+/// The user name that marks [`Credentials::password`] as an identity (OAuth2 refresh) token,
+/// as docker's credential helpers return it.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// The key docker uses for Docker Hub in `auths`.
 pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
@@ -169,6 +173,17 @@ impl DockerConfig {
         let Some(entry) = entry else {
             return Ok(None);
         };
+        // docker keeps an OAuth2 refresh token beside (or instead of) the password.
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(Some(Credentials {
+                username: IDENTITY_TOKEN_USER.to_string(),
+                password: token.to_string(),
+            }));
+        }
         if let Some(auth) = entry
             .get("auth")
             .and_then(Value::as_str)

@@ -27,6 +27,9 @@ pub const USER: &str = "acc";
 /// Its password.
 pub const PASSWORD: &str = "pa55-w0rd";
 
+/// The identity (refresh) token the test token server accepts.
+pub const IDENTITY_TOKEN: &str = "kiln-test-refresh-token";
+
 /// How the registry authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -461,7 +464,10 @@ impl TokenServer {
                 let der_b64 = der_b64.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
-                    let head = read_head(&mut sock).await;
+                    let mut head = read_head(&mut sock).await;
+                    if head.starts_with("POST") {
+                        head = post_as_query(&mut sock, &head).await;
+                    }
                     counter.fetch_add(1, Ordering::Relaxed);
                     let (status, body) = token_response(&head, &key, &der_b64);
                     let resp = format!(
@@ -494,6 +500,37 @@ pub async fn read_head(sock: &mut tokio::net::TcpStream) -> String {
         buf.extend_from_slice(&byte[..n]);
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A POST (OAuth2 refresh-token grant) carries its form in the body: read it and rewrite the
+/// request line as a GET with that query.
+async fn post_as_query(sock: &mut tokio::net::TcpStream, head: &str) -> String {
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let (before, after) = head.split_once("\r\n\r\n").unwrap_or((head, ""));
+    let mut body = after.as_bytes().to_vec();
+    let mut buf = [0u8; 4096];
+    while body.len() < len {
+        let n = sock.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    let form = String::from_utf8_lossy(&body).into_owned();
+    let mut lines = before.lines();
+    let first = lines
+        .next()
+        .unwrap_or("")
+        .replacen(" /token ", &format!(" /token?{form} "), 1);
+    let rest: Vec<&str> = lines.collect();
+    format!("{first}\r\n{}\r\n\r\n", rest.join("\r\n"))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -533,12 +570,25 @@ fn token_response(head: &str, key: &Path, der_b64: &str) -> (&'static str, Strin
             _ => {}
         }
     }
+    let refresh = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("refresh_token="))
+        .map(percent_decode);
     let auth = head.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
         name.eq_ignore_ascii_case("authorization")
             .then(|| value.trim().to_string())
     });
     let user = match auth {
+        None if refresh.is_some() => {
+            if refresh.as_deref() != Some(IDENTITY_TOKEN) {
+                return (
+                    "401 Unauthorized",
+                    r#"{"details":"invalid refresh token"}"#.to_string(),
+                );
+            }
+            Some(USER)
+        }
         None => None,
         Some(value) => {
             let decoded = value
