@@ -109,10 +109,12 @@ impl Client {
         }
         let host = api_host(registry);
         // (scheme, skip certificate verification)
-        let candidates: &[(&str, bool)] = if is_loopback(registry) {
-            &[("http", false)]
-        } else if self.inner.config.is_insecure(registry) {
+        // An insecure registry (listed, or --tls-verify=false) is tried over HTTPS without
+        // verification, then plain HTTP, as docker does; an unlisted loopback one is plain HTTP.
+        let candidates: &[(&str, bool)] = if self.inner.config.is_insecure(registry) {
             &[("https", true), ("http", false)]
+        } else if is_loopback(registry) {
+            &[("http", false)]
         } else {
             &[("https", false)]
         };
@@ -125,7 +127,26 @@ impl Client {
                 &self.inner.http
             };
             let url = format!("{base}/v2/");
-            let resp = match self.retrying(&url, || client.get(&url).send()).await {
+            let has_fallback = i + 1 < candidates.len();
+            let probe = if has_fallback {
+                // One try: a failure means "not this scheme", not "retry".
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|source| Error::Transport {
+                        url: url.clone(),
+                        source,
+                    })
+            } else {
+                self.retrying(&url, || client.get(&url).send()).await
+            };
+            let resp = match probe {
+                Ok(r) if has_fallback && r.status() == StatusCode::BAD_REQUEST => {
+                    // A TLS server answering plain HTTP, or the reverse.
+                    last_err = Some(status_error(Method::GET, &url, r).await);
+                    continue;
+                }
                 Ok(r) => r,
                 Err(e) if i + 1 < candidates.len() => {
                     tracing::debug!("{url}: {e}; trying the next scheme");
@@ -136,10 +157,11 @@ impl Client {
             };
             let auth = if resp.status() == StatusCode::UNAUTHORIZED {
                 scheme_from_headers(resp.headers())
-            } else if resp.status().is_server_error() {
-                return Err(status_error(Method::GET, &url, resp).await);
-            } else {
+            } else if resp.status().is_success() {
                 AuthScheme::Anonymous
+            } else {
+                // Not a registry speaking the v2 API (or one failing): say what it answered.
+                return Err(status_error(Method::GET, &url, resp).await);
             };
             let ep = Endpoint {
                 base,

@@ -434,3 +434,53 @@ async fn token_auth_with_cached_tokens() {
     let err = client.resolve(&r).await.unwrap_err();
     assert!(err.to_string().contains("invalid refresh token"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_registry_needs_tls_verify_false_or_the_insecure_list() {
+    let reg = Registry::start_tls().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = FsStore::new(&tmp.path().join("src"));
+    let image = make_image(&src, &[tar_layer("t", 30_000, 12)]);
+    let r = reference(&reg.addr, "acc/tls:1");
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+
+    // Loopback without being marked insecure: plain HTTP, which a TLS server refuses clearly.
+    let plain = Client::new(test_config(None)).unwrap();
+    let err = plain.resolve(&r).await.unwrap_err();
+    assert!(err.to_string().contains("HTTPS"), "{err}");
+
+    // --tls-verify=false: HTTPS without verifying the self-signed certificate.
+    let mut config = test_config(None);
+    config.tls_verify = false;
+    let client = Client::new(config).unwrap();
+    assert_eq!(
+        client.push(&r, &src, &image.manifest, mt).await.unwrap(),
+        image.digest
+    );
+
+    // The insecure-registries list of the registries file does the same.
+    let file = tmp.path().join("registries.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"insecure-registries":["{}"]}}"#, reg.addr),
+    )
+    .unwrap();
+    let mut config = test_config(None);
+    config.load_registries_file(&file).unwrap();
+    let client = Client::new(config).unwrap();
+    let dst = FsStore::new(&tmp.path().join("dst"));
+    let pulled = client.pull(&r, &linux_amd64(), &dst).await.unwrap();
+    assert_eq!(pulled.manifest.digest, image.digest);
+    dst.verify_all();
+
+    // And --tls-verify=false against a plain-HTTP registry falls back to HTTP.
+    let plain_reg = Registry::start(AuthMode::None).await;
+    let mut config = test_config(None);
+    config.tls_verify = false;
+    let client = Client::new(config).unwrap();
+    let r = reference(&plain_reg.addr, "acc/tls:1");
+    assert_eq!(
+        client.push(&r, &src, &image.manifest, mt).await.unwrap(),
+        image.digest
+    );
+}

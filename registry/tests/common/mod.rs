@@ -73,8 +73,48 @@ fn need(program: &str) {
 impl Registry {
     /// Starts a registry in `mode` and waits until it answers.
     pub async fn start(mode: AuthMode) -> Registry {
+        Self::start_with(mode, false).await
+    }
+
+    /// Starts a registry serving HTTPS with a self-signed certificate made by openssl.
+    pub async fn start_tls() -> Registry {
+        Self::start_with(AuthMode::None, true).await
+    }
+
+    async fn start_with(mode: AuthMode, tls: bool) -> Registry {
         need("docker-registry");
         let dir = tempfile::tempdir().unwrap();
+        let mut tls_config = String::new();
+        if tls {
+            need("openssl");
+            let (key, cert) = (dir.path().join("tls.key"), dir.path().join("tls.crt"));
+            let out = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tls_config = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+        }
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut auth = String::new();
@@ -105,7 +145,7 @@ impl Registry {
             }
         }
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_config}{auth}",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
