@@ -27,6 +27,9 @@ pub trait BlobSink: Send + Sync {
 
 /// One blob being written. Dropping it without [`commit`](BlobWriter::commit) must discard
 /// everything written (a failed or interrupted pull leaves nothing behind).
+///
+/// Methods are called from the client's async tasks, so they should not block for long:
+/// buffered writes to a local file are fine, network round trips are not.
 pub trait BlobWriter: Send {
     /// Appends the next chunk of the blob.
     fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError>;
