@@ -229,6 +229,10 @@ impl Client {
                 if let Some(token) = self.inner.tokens.get(registry, scope).await {
                     return Ok(Some(format!("Bearer {token}")));
                 }
+                let _fetching = self.inner.tokens.fetch_guard().await;
+                if let Some(token) = self.inner.tokens.get(registry, scope).await {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
                 let creds = self.credentials(registry)?;
                 let (token, lifetime) = self
                     .fetch_token(

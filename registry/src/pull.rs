@@ -189,11 +189,26 @@ impl Client {
             w.commit().map_err(Error::Store)?;
         }
 
+        sink.record_source(
+            &config.digest,
+            &format!("{}/{}", reference.domain(), reference.path()),
+        );
+        // A layer listed twice is fetched once.
+        let mut unique: Vec<&BlobInfo> = Vec::new();
+        for l in &layers {
+            if !unique.iter().any(|u| u.digest == l.digest) {
+                unique.push(l);
+            }
+        }
         let concurrency = self.inner.config.concurrency.max(1);
-        futures::stream::iter(layers.iter().map(|l| self.pull_blob(reference, l, sink)))
-            .buffer_unordered(concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
+        futures::stream::iter(
+            unique
+                .into_iter()
+                .map(|l| self.pull_blob(reference, l, sink)),
+        )
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
 
         Ok(PulledImage {
             reference: reference.with_digest(manifest_bytes.digest.clone()),

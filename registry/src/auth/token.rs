@@ -32,9 +32,16 @@ struct CachedToken {
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
     tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    /// Held while fetching, so blobs starting together share one token request.
+    fetching: Mutex<()>,
 }
 
 impl TokenCache {
+    /// Serializes token fetches; check the cache again after taking it.
+    pub(crate) async fn fetch_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.fetching.lock().await
+    }
+
     /// A cached, unexpired token.
     pub(crate) async fn get(&self, registry: &str, scope: &str) -> Option<String> {
         let tokens = self.tokens.lock().await;
