@@ -69,7 +69,7 @@ impl Client {
                 .build()
                 .map_err(|source| Error::Transport {
                     url: String::new(),
-                    source,
+                    error: source,
                 })
         };
         Ok(Client {
@@ -136,7 +136,7 @@ impl Client {
                     .await
                     .map_err(|source| Error::Transport {
                         url: url.clone(),
-                        source,
+                        error: source,
                     })
             } else {
                 self.retrying(&url, || client.get(&url).send()).await
@@ -198,7 +198,7 @@ impl Client {
                 Err(source) if attempt >= max || source.is_builder() => {
                     return Err(Error::Transport {
                         url: url.to_string(),
-                        source,
+                        error: source,
                     })
                 }
                 Err(e) => tracing::debug!("{url}: {e}; retrying"),
@@ -384,7 +384,7 @@ impl Client {
             }
             let req = req.build().map_err(|source| Error::Transport {
                 url: ep.base.clone(),
-                source,
+                error: source,
             })?;
             let method = req.method().clone();
             let url = req.url().to_string();
@@ -418,7 +418,7 @@ impl Client {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(source) if attempt >= max || source.is_builder() => {
-                    return Err(Error::Transport { url, source });
+                    return Err(Error::Transport { url, error: source });
                 }
                 Err(e) => tracing::debug!("{method} {url}: {e}; retrying"),
             }
@@ -542,7 +542,7 @@ pub(crate) async fn read_limited(resp: Response, limit: usize, url: &str) -> Res
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|source| Error::Transport {
             url: url.to_string(),
-            source,
+            error: source,
         })?;
         if out.len() + chunk.len() > limit {
             return Err(Error::Invalid {

@@ -53,12 +53,13 @@ pub enum Error {
         message: Option<String>,
     },
     /// The network failed (connect, reset, timeout) and retries ran out.
-    #[error("{url}: {source}")]
+    #[error("{url}: {}", error_chain(.error))]
     Transport {
         /// The request URL.
         url: String,
-        /// The underlying error.
-        source: reqwest::Error,
+        /// The underlying error; its causes are in the message (not a `source`, so that error
+        /// reports do not print them twice).
+        error: reqwest::Error,
     },
     /// Content did not hash to the digest it was asked for by.
     #[error("digest mismatch for {expected}: got {actual}")]
@@ -113,6 +114,25 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// An error and its causes, joined (reqwest's own message hides the cause: "connection reset").
+fn error_chain(err: &reqwest::Error) -> String {
+    // reqwest repeats the URL ("error sending request for url (...)"); the variant has it.
+    let mut text = match err.url() {
+        Some(url) => err.to_string().replace(&format!(" for url ({url})"), ""),
+        None => err.to_string(),
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn fmt_message(code: &Option<String>, message: &Option<String>) -> String {

@@ -51,7 +51,7 @@ impl Client {
         reference: &Reference,
         tag_or_digest: &str,
     ) -> Result<ManifestBytes> {
-        // The request is retried inside `send`; a body cut short is retried here.
+        // One loop retries everything transient: the request, a 5xx, a body cut short.
         let max = self.inner.config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -75,7 +75,7 @@ impl Client {
         let path = reference.path().to_string();
         let repository = format!("{}/{}", api_host(registry), path);
         let resp = self
-            .send(registry, &pull_scope(&path), |http, base| {
+            .send_once(registry, &pull_scope(&path), |http, base| {
                 let mut req = http.get(format!("{base}/v2/{path}/manifests/{tag_or_digest}"));
                 for t in ACCEPTED_MANIFEST_TYPES {
                     req = req.header(ACCEPT, t);
@@ -286,7 +286,7 @@ impl Client {
             let start = verifier.bytes();
             let outcome: Result<()> = async {
                 let resp = self
-                    .send(registry, &pull_scope(&path), |http, base| {
+                    .send_once(registry, &pull_scope(&path), |http, base| {
                         let mut req = http.get(format!("{base}/v2/{path}/blobs/{digest}"));
                         if start > 0 {
                             req = req.header(RANGE, format!("bytes={start}-"));
@@ -315,7 +315,7 @@ impl Client {
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|source| Error::Transport {
                         url: url.clone(),
-                        source,
+                        error: source,
                     })?;
                     if verifier.bytes() + chunk.len() as u64 > blob.size {
                         return Err(Error::SizeMismatch {
