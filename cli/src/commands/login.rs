@@ -50,10 +50,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.password.is_some() && args.password_stdin {
         bail!("--password and --password-stdin are mutually exclusive");
     }
+    let interactive = std::io::stdin().is_terminal();
     let username = match args.username {
         Some(u) if !u.is_empty() => u,
         _ if args.password_stdin => bail!("must provide --username with --password-stdin"),
-        _ => bail!("no username: give it with -u/--username"),
+        _ if interactive => prompt::line("Username: ")?,
+        _ => bail!("cannot perform an interactive login from a non TTY device"),
     };
     let password = if args.password_stdin {
         let mut text = String::new();
@@ -65,10 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else if let Some(p) = args.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p
-    } else if std::io::stdin().is_terminal() {
-        bail!(
-            "no password: give it with --password-stdin (interactive prompting is not supported)"
-        );
+    } else if interactive {
+        prompt::secret("Password: ")?
     } else {
         bail!("no password: give it with --password-stdin or -p");
     };
@@ -96,6 +96,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("storing credentials in {}", path.display()))?;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prompts on the terminal, as `docker login` does.
+mod prompt {
+    use std::io::{BufRead, Write};
+
+    /// Reads one line after printing `label`.
+    pub fn line(label: &str) -> anyhow::Result<String> {
+        eprint!("{label}");
+        std::io::stderr().flush()?;
+        let mut text = String::new();
+        std::io::stdin().lock().read_line(&mut text)?;
+        Ok(text.trim_end_matches(['\n', '\r']).to_string())
+    }
+
+    /// Reads one line with echo turned off (restored even when reading fails).
+    pub fn secret(label: &str) -> anyhow::Result<String> {
+        // SAFETY: termios is a plain C struct for which all-zero bytes are a valid value.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd 0 is open (stdin is a terminal, checked by the caller) and `saved` is a
+        // valid, writable termios.
+        if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: as above; `quiet` is a valid termios derived from the current settings.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+        let result = line(label);
+        // SAFETY: restores the settings read above on the same fd.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        result
+    }
 }
 
 #[cfg(test)]
