@@ -3,7 +3,7 @@
 //! - [`reference`]: docker's reference grammar and normalization.
 //! - [`auth`]: challenges, docker's credential file and helpers, bearer tokens.
 //! - [`Client`]: transport (TLS or plain HTTP, retries, auth), [`Client::pull`],
-//!   [`Client::push`], [`Client::login`].
+//!   [`Client::push`], [`Client::push_blob_stream`], [`Client::resolve`], [`Client::login`].
 //! - [`sink`]: the traits the store implements so blobs stream in and out, verified.
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod progress;
 mod pull;
 mod push;
+mod push_stream;
 pub mod reference;
 pub mod sink;
 

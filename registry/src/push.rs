@@ -335,7 +335,7 @@ impl Client {
 }
 
 /// The upload URL from a `Location` header, made absolute against the response's URL.
-fn upload_location(resp: &Response) -> Result<String> {
+pub(crate) fn upload_location(resp: &Response) -> Result<String> {
     let value = resp
         .headers()
         .get(LOCATION)
@@ -354,7 +354,7 @@ fn upload_location(resp: &Response) -> Result<String> {
 }
 
 /// Adds `digest=` to an upload URL, keeping its query (`_state=...`).
-fn with_digest_param(location: &str, digest: &Digest) -> String {
+pub(crate) fn with_digest_param(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
     format!(
         "{location}{sep}digest={}",
@@ -362,7 +362,7 @@ fn with_digest_param(location: &str, digest: &Digest) -> String {
     )
 }
 
-async fn finish_upload(resp: Response, digest: &Digest) -> Result<()> {
+pub(crate) async fn finish_upload(resp: Response, digest: &Digest) -> Result<()> {
     if resp.status() == StatusCode::CREATED || resp.status().is_success() {
         if let Some(theirs) = resp
             .headers()

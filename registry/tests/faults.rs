@@ -325,3 +325,34 @@ async fn push_that_keeps_failing_leaves_no_manifest() {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_push_of_unknown_digest_restarts_when_cut() {
+    let s = Setup::new(false).await;
+    s.proxy.add(
+        "PATCH",
+        "/blobs/uploads/",
+        Fault::DropRequestAfter(BIG / 4),
+        1,
+    );
+    let client = Client::new(test_config(None)).unwrap();
+    let opened = std::sync::atomic::AtomicUsize::new(0);
+    // The layers go up as streams whose digest the client computes; then the manifest.
+    for layer in &s.image.layers {
+        let path = s.src.blob_path(layer);
+        let (digest, size) = client
+            .push_blob_stream(&s.via_proxy, || {
+                opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(tokio::fs::File::from_std(std::fs::File::open(&path)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(&digest, layer);
+        assert_eq!(size, std::fs::metadata(&path).unwrap().len());
+    }
+    // The big layer was opened twice: the cut attempt and the retry.
+    assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(s.proxy.applied(&Fault::DropRequestAfter(BIG / 4)), 1);
+    s.push(test_config(None)).await.unwrap();
+    s.assert_in_registry().await;
+}
