@@ -319,6 +319,38 @@ async fn skopeo_sees_our_push_and_we_pull_skopeos_push() {
     assert_eq!(layers.len(), 2);
     assert_eq!(pulled.config.digest.as_str(), manifest["config"]["digest"]);
     dst.verify_all();
+
+    // The same image as a Docker schema 2 manifest (skopeo --format v2s2).
+    let out = Command::new("skopeo")
+        .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.display()))
+        .arg(format!("docker://{}/acc/skopeo-v2s2:1", reg.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = FsStore::new(&tmp.path().join("dst-v2s2"));
+    let pulled = client
+        .pull(
+            &reference(&reg.addr, "acc/skopeo-v2s2:1"),
+            &linux_amd64(),
+            &dst,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.manifest.media_type,
+        kiln_registry::manifest::DOCKER_MANIFEST
+    );
+    assert_eq!(
+        pulled.config.media_type,
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(pulled.layers.len(), 2);
+    dst.verify_all();
     assert_eq!(dst.committed().len(), 3);
 }
 
