@@ -204,7 +204,7 @@ impl Client {
         futures::stream::iter(
             unique
                 .into_iter()
-                .map(|l| self.pull_blob(reference, l, sink)),
+                .map(|l| self.fetch_blob(reference, l, sink)),
         )
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
@@ -234,8 +234,9 @@ impl Client {
         Ok(buf)
     }
 
-    /// Streams one blob into the sink unless it has it; commits only a verified blob.
-    async fn pull_blob<S: BlobSink>(
+    /// Streams one blob of the reference's repository into the sink unless it has it, and
+    /// commits it only once verified (for cache manifests and other non-image content).
+    pub async fn fetch_blob<S: BlobSink>(
         &self,
         reference: &Reference,
         blob: &BlobInfo,
