@@ -11,6 +11,7 @@ PKGS=(
   slirp4netns                  # the default network mode of kiln run
   runc                         # the runtime benchmark compares against it
   bsdutils curl                # script(1) for pty tests, curl for port publishing
+  docker-registry apache2-utils skopeo openssl   # registry tests: a real registry, htpasswd, image checks, token keys
 )
 missing=()
 for p in "${PKGS[@]}"; do

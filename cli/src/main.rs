@@ -80,6 +80,10 @@ enum Command {
     Exec(commands::exec::Args),
     /// Manage named volumes.
     Volume(commands::volume::Args),
+    /// Log in to a registry (checks the credentials, then stores them as docker does).
+    Login(commands::login::Args),
+    /// Log out from a registry (removes its stored credentials).
+    Logout(commands::logout::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -121,6 +125,8 @@ fn main() -> ExitCode {
         Command::Rm(args) => commands::rm::run(&globals, args),
         Command::Exec(args) => commands::exec::run(&globals, args),
         Command::Volume(args) => commands::volume::run(&globals, args),
+        Command::Login(args) => commands::login::run(args),
+        Command::Logout(args) => commands::logout::run(args),
     };
     match result {
         Ok(code) => code,

@@ -22,5 +22,7 @@ pub mod save;
 pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod login;
+pub mod logout;
 pub mod version;
 pub mod volume;

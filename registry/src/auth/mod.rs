@@ -1,0 +1,12 @@
+//! Authentication: challenges, credentials and bearer tokens.
+
+mod challenge;
+mod credentials;
+mod token;
+
+pub use challenge::{parse_challenges, Challenge};
+pub use credentials::{
+    auth_key, CredentialError, CredentialStore, Credentials, DockerConfig, DOCKER_HUB_AUTH_KEY,
+    IDENTITY_TOKEN_USER,
+};
+pub(crate) use token::{AuthScheme, TokenCache};
