@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_executor::spec::{ContainerSpec, NetworkMode as RtNetwork, Rootfs, StdioSpec};
 
@@ -24,9 +24,11 @@ pub(super) fn run(
     let base = fs_steps(&inputs[0])?;
     let rootfs_id = w.next_id(id);
     let (rootfs, upper) = prepare_rootfs(w, &rootfs_id, base)?;
+    let stubs = mount_stubs(&rootfs, exec);
     let result = run_in(w, id, &rootfs_id, rootfs, exec, inputs);
     match result {
         Ok(()) => {
+            remove_stubs(&upper, &stubs);
             let mut steps = base.to_vec();
             steps.push(w.commit_upper(&rootfs_id, &upper, base)?);
             Ok(Output::Fs(steps))
@@ -34,6 +36,71 @@ pub(super) fn run(
         Err(e) => {
             let _ = w.store.remove_rootfs(&rootfs_id);
             Err(e)
+        }
+    }
+}
+
+/// Files the runtime writes or mounts over (generated /etc files, mount
+/// targets) that the base does not have: the runtime creates them as empty
+/// stubs in the upper dir, and, as BuildKit, the layer must not keep them.
+fn mount_stubs(rootfs: &Rootfs, exec: &ExecOp) -> Vec<String> {
+    let Rootfs::Overlay { lowers, .. } = rootfs else {
+        return Vec::new();
+    };
+    let mut targets: Vec<String> = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    targets.extend(
+        exec.mounts
+            .iter()
+            .filter(|m| !m.target.is_empty())
+            .map(|m| m.target.clone()),
+    );
+    targets
+        .into_iter()
+        .map(|t| t.trim_start_matches('/').to_string())
+        .filter(|rel| {
+            // An existence check only, in kiln's own snapshot dirs.
+            !rel.is_empty()
+                && !lowers
+                    .iter()
+                    .any(|l| l.join(rel).symlink_metadata().is_ok())
+        })
+        .collect()
+}
+
+/// Removes the stubs `mount_stubs` listed when the step left them empty. A
+/// path is only touched through real directories of the upper dir: a
+/// symlink the step planted (`/etc -> /`) is never followed to the host.
+fn remove_stubs(upper: &Path, stubs: &[String]) {
+    for rel in stubs {
+        let mut dir = upper.to_path_buf();
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let Some((last, parents)) = parts.split_last() else {
+            continue;
+        };
+        let mut real_dirs = true;
+        for p in parents {
+            dir.push(p);
+            if !dir.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()) {
+                real_dirs = false;
+                break;
+            }
+        }
+        if !real_dirs {
+            continue;
+        }
+        let path = dir.join(last);
+        match path.symlink_metadata() {
+            Ok(m) if m.file_type().is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Ok(m) if m.file_type().is_dir() => {
+                // Only removes it when empty.
+                let _ = std::fs::remove_dir(&path);
+            }
+            _ => {}
         }
     }
 }
