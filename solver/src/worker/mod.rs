@@ -383,7 +383,7 @@ impl Worker for Arc<LocalWorker> {
                 for a in &f.actions {
                     if let FileAction::Copy(c) = a {
                         if c.input == input {
-                            prefixes.extend(c.sources.iter().map(|s| literal_prefix(s)));
+                            prefixes.extend(c.sources.iter().map(|s| literal_prefix(&crate::frontend::paths::source(s))));
                         }
                     }
                 }
@@ -395,7 +395,7 @@ impl Worker for Arc<LocalWorker> {
                     } = &m.kind
                     {
                         if *i == input {
-                            prefixes.push(literal_prefix(source));
+                            prefixes.push(literal_prefix(&crate::frontend::paths::source(source)));
                         }
                     }
                 }
@@ -478,5 +478,7 @@ mod tests {
         assert_eq!(literal_prefix("/"), "");
         assert_eq!(literal_prefix("/a/b/c.txt"), "a/b/c.txt");
         assert_eq!(literal_prefix("/*"), "");
+        // Sources are cleaned first, as the copy itself cleans them.
+        assert_eq!(literal_prefix(&crate::frontend::paths::source("../../a/./b")), "a/b");
     }
 }
