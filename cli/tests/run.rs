@@ -4,39 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn rootfs() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let t = tempfile::Builder::new()
-            .prefix("kiln-cli-rootfs")
-            .tempdir()
-            .unwrap();
-        let r = t.path();
-        for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
-            std::fs::create_dir_all(r.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", r.join("bin/busybox"))
-            .expect("busybox-static (scripts/deps.sh)");
-        let list = Command::new(r.join("bin/busybox"))
-            .arg("--list")
-            .output()
-            .unwrap();
-        for a in String::from_utf8_lossy(&list.stdout).lines() {
-            let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(a));
-        }
-        std::fs::write(
-            r.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
-        )
-        .unwrap();
-        std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        t
-    })
-    .path()
-}
+mod common;
+use common::rootfs;
 
 struct Kiln {
     root: tempfile::TempDir,

@@ -383,7 +383,11 @@ impl Worker for Arc<LocalWorker> {
                 for a in &f.actions {
                     if let FileAction::Copy(c) = a {
                         if c.input == input {
-                            prefixes.extend(c.sources.iter().map(|s| literal_prefix(&crate::frontend::paths::source(s))));
+                            prefixes.extend(
+                                c.sources
+                                    .iter()
+                                    .map(|s| literal_prefix(&crate::frontend::paths::source(s))),
+                            );
                         }
                     }
                 }
@@ -479,6 +483,9 @@ mod tests {
         assert_eq!(literal_prefix("/a/b/c.txt"), "a/b/c.txt");
         assert_eq!(literal_prefix("/*"), "");
         // Sources are cleaned first, as the copy itself cleans them.
-        assert_eq!(literal_prefix(&crate::frontend::paths::source("../../a/./b")), "a/b");
+        assert_eq!(
+            literal_prefix(&crate::frontend::paths::source("../../a/./b")),
+            "a/b"
+        );
     }
 }
