@@ -20,7 +20,7 @@ impl Kiln {
                 .tempdir()
                 .unwrap(),
         };
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(common::rootfs())
             .args(["-c", "."])
@@ -30,9 +30,10 @@ impl Kiln {
         let out = k
             .cmd()
             .args(["import", "-", "busybox:latest"])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .output()
             .unwrap();
+        assert!(tar.wait().unwrap().success());
         assert!(
             out.status.success(),
             "{}",
