@@ -45,7 +45,7 @@ for size in "${SIZES[@]}"; do
       timed "$B" create "$tree" "$c" "$t"; w=$WALL; cpu=$CPU; k=$(field peak_rss_kb)
       if [ "$c" = gzip ]; then peer="tar | pigz -p$t -6"; else peer="tar | zstd -T$t -3"; fi
       timed bash -c "tar -C '$tree' -cf - . | ${peer#tar | } >/dev/null"
-      echo "| ${size} MB | create+$c, $t thread(s) | $(rate "$w") | $(rate "$cpu") | $((k / 1024)) MB | $peer: $(rate "$WALL"), $(rate "$CPU") |"
+      echo "| ${size} MB | create+$c, $t thread(s) | $(rate "$w") | $(rate "$cpu") | $((k / 1024)) MB | ${peer//|/\\|}: $(rate "$WALL"), $(rate "$CPU") |"
     done
   done
   "$B" write "$tree" "$D/layer.tar" >/dev/null

@@ -288,3 +288,48 @@ fn a_prepared_rootfs_becomes_the_next_snapshot_without_unpacking() {
     assert_eq!(dirs[1], store.snapshots().fs_dir(&chain));
     assert!(check(&store, false).unwrap().is_clean());
 }
+
+#[test]
+fn podman_saved_archives_load_and_unpack_to_the_same_tree() {
+    if !have("podman") {
+        eprintln!("podman missing: skipped (the acceptance script installs it)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rootfs(&src);
+    let store = Store::open(&t.path().join("root")).unwrap();
+    import_rootfs_dir(&store, &src, "app:1", &ImportOptions::default()).unwrap();
+    let items = [SaveItem {
+        image: store.image("app:1").unwrap(),
+        names: vec!["app:1".into()],
+    }];
+    save_docker(
+        &store,
+        &items,
+        fs::File::create(t.path().join("kiln.tar")).unwrap(),
+    )
+    .unwrap();
+    // A private podman store (vfs: no mounts), so nothing of the host's podman is touched.
+    sh(&format!(
+        "cd {d}; P='podman --root {d}/p/root --runroot {d}/p/run --storage-driver vfs'; \
+         $P load -q -i kiln.tar >/dev/null; \
+         $P save -q --format docker-archive -o p-docker.tar localhost/app:1; \
+         $P save -q --format oci-archive -o p-oci.tar localhost/app:1; \
+         $P rmi -a -f >/dev/null",
+        d = t.path().display()
+    ));
+    for a in ["p-docker.tar", "p-oci.tar"] {
+        let other = Store::open(&t.path().join(format!("root-{a}"))).unwrap();
+        let loaded = load(&other, fs::File::open(t.path().join(a)).unwrap()).unwrap();
+        assert_eq!(loaded.len(), 1, "{a}");
+        let img = other.load_image(&loaded[0].1, vec![]).unwrap();
+        let dirs = other.unpack(&img).unwrap();
+        assert_same_tree(
+            &format!("podman save --format {a}"),
+            &tree(&src),
+            &tree(&dirs[0]),
+        );
+        assert!(check(&other, false).unwrap().is_clean());
+    }
+}

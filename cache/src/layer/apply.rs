@@ -31,7 +31,7 @@ use rustix::io::Errno;
 
 use super::compress::{decoder, Compression};
 use super::fsops::{self, lstat_at, remove_at, set_xattr_at};
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, IoContext, Result};
 
 /// How whiteouts are applied.
@@ -166,7 +166,8 @@ pub fn apply_layer<R: Read + Send>(
         max_ratio: opts.max_ratio,
         floor: opts.ratio_floor,
     };
-    let mut hashing = HashingReader::new(guarded);
+    // Decompression and hashing run on their own thread, a few 1 MiB chunks
+    // ahead of the thread that parses entries and writes files.
     let mut ap = Applier {
         root,
         opts: *opts,
@@ -175,20 +176,85 @@ pub fn apply_layer<R: Read + Send>(
         parent_cache: None,
         entries: 0,
     };
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        ap.run(&mut archive, target)?;
-    }
-    // The end-of-archive blocks and any padding after them are part of the diff ID.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| archive_err(target, e))?;
-    ap.finish_dirs()?;
-    let (diff_id, tar_size) = hashing.finish();
+    let (result, hashed) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let producer = scope.spawn(move || {
+            let mut src = guarded;
+            let mut h = Hasher::new();
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        h.update(&buf);
+                        if tx.send(Ok(buf)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            h
+        });
+        let mut chunks = ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let result = (|| {
+            {
+                let mut archive = tar::Archive::new(&mut chunks);
+                ap.run(&mut archive, target)?;
+            }
+            // The end-of-archive blocks and any padding after them are part of the diff ID.
+            io::copy(&mut chunks, &mut io::sink()).map_err(|e| archive_err(target, e))?;
+            ap.finish_dirs()
+        })();
+        drop(chunks);
+        (result, producer.join())
+    });
+    result?;
+    let hashed = hashed.map_err(|_| Error::Archive {
+        what: format!("layer for {}", target.display()),
+        message: "the decompression thread panicked".into(),
+    })?;
+    let tar_size = hashed.len();
     Ok(ApplyStats {
-        diff_id,
+        diff_id: hashed.finish(),
         tar_size,
         compression,
         entries: ap.entries,
     })
+}
+
+/// The reading end of the decompression thread's chunks.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn archive_err(target: &Path, e: io::Error) -> Error {

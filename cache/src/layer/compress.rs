@@ -125,8 +125,6 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
 pub enum Encoder<W: Write> {
     /// No compression.
     Plain(W),
-    /// One gzip stream on one thread.
-    Gzip(flate2::write::GzEncoder<W>),
     /// gzip members compressed in parallel.
     ParallelGzip(ParallelGzip<W>),
     /// zstd, with its own worker threads when more than one.
@@ -141,17 +139,15 @@ impl<W: Write> Encoder<W> {
             Compression::None => Encoder::Plain(w),
             Compression::Gzip => {
                 let level = flate2::Compression::new(opts.level.unwrap_or(6).clamp(0, 9) as u32);
-                if threads <= 1 {
-                    Encoder::Gzip(flate2::write::GzEncoder::new(w, level))
-                } else {
-                    Encoder::ParallelGzip(ParallelGzip::new(w, level, threads)?)
-                }
+                // Even one worker runs beside the caller, so reading and
+                // archiving overlap compression (as `tar | pigz -p1` does).
+                Encoder::ParallelGzip(ParallelGzip::new(w, level, threads)?)
             }
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(w, opts.level.unwrap_or(3))?;
-                if threads > 1 {
-                    e.multithread(threads as u32)?;
-                }
+                // zstd's workers run asynchronously from the caller even when
+                // there is one; `threads` is their number.
+                e.multithread(threads as u32)?;
                 Encoder::Zstd(e)
             }
         })
@@ -161,7 +157,6 @@ impl<W: Write> Encoder<W> {
     pub fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(e) => e.finish(),
             Encoder::ParallelGzip(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),
         }
@@ -172,7 +167,6 @@ impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Encoder::Plain(w) => w.write(buf),
-            Encoder::Gzip(e) => e.write(buf),
             Encoder::ParallelGzip(e) => e.write(buf),
             Encoder::Zstd(e) => e.write(buf),
         }
@@ -180,7 +174,6 @@ impl<W: Write> Write for Encoder<W> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(e) => e.flush(),
             Encoder::ParallelGzip(e) => e.flush(),
             Encoder::Zstd(e) => e.flush(),
         }
