@@ -51,9 +51,11 @@ pub struct LineIndex<'a> {
     /// Number of characters before every `BLOCK`-byte boundary, so a column
     /// costs at most one block of counting (keeps span building linear).
     block_chars: Vec<usize>,
+    /// Whether the text is all ASCII (then a column is a byte difference).
+    ascii: bool,
 }
 
-const BLOCK: usize = 256;
+const BLOCK: usize = 64;
 
 fn is_char_start(b: u8) -> bool {
     b & 0xC0 != 0x80
@@ -75,15 +77,21 @@ impl<'a> LineIndex<'a> {
             block_chars.push(count);
             count += chunk.iter().filter(|&&b| is_char_start(b)).count();
         }
+        // The end of the text may fall on a block boundary.
+        block_chars.push(count);
         LineIndex {
             text,
             line_starts,
             block_chars,
+            ascii: text.is_ascii(),
         }
     }
 
     /// Characters before byte `offset` (a character boundary).
     fn chars_before(&self, offset: usize) -> usize {
+        if self.ascii {
+            return offset;
+        }
         let block = offset / BLOCK;
         let base = self.block_chars.get(block).copied().unwrap_or(0);
         base + self.text.as_bytes()[block * BLOCK..offset]
