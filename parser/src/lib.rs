@@ -12,6 +12,8 @@
 //! Every node carries its source [`Span`]; every error is a [`ParseError`]
 //! naming file, line and column, renderable with miette.
 
+#![warn(missing_docs)]
+
 pub mod directives;
 pub mod error;
 pub mod heredoc;

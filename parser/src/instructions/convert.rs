@@ -370,7 +370,7 @@ impl Conv<'_> {
                     );
                 }
                 Command::Run(Run {
-                    command: command_line(node),
+                    cmd_line: command_line(node),
                     mounts,
                     network,
                     security,
