@@ -406,3 +406,13 @@ fn heredoc_semantics() {
     assert!(!r.cmd_line.heredocs[0].expand && !r.cmd_line.heredocs[1].expand);
     assert_eq!(r.cmd_line.heredocs[1].content, "$y\n");
 }
+
+#[test]
+fn repeated_heredoc_names_take_the_last_body_like_buildkit() {
+    let Command::Copy(c) = first("COPY <<EOF <<EOF /x/\none\nEOF\ntwo\nEOF\n").command else {
+        panic!()
+    };
+    let data: Vec<_> = c.heredoc_sources.iter().map(|h| h.data.as_str()).collect();
+    assert_eq!(data, ["two\n", "two\n"]);
+    assert!(err("FROM a\nCOPY\n").contains("COPY requires at least two arguments"));
+}

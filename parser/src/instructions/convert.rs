@@ -123,15 +123,13 @@ impl Conv<'_> {
         name: &'static str,
     ) -> Res<(Vec<Word>, Vec<HeredocSource>, Word)> {
         let mut ws = words(node);
-        let Some(dest) = ws.pop() else {
-            return Err(self.count(node, name, "at least two arguments"));
-        };
-        if ws.is_empty() {
+        let dest = ws.pop();
+        let (Some(dest), false) = (dest, ws.is_empty()) else {
             return Err(self.invalid(
                 format!("{name} requires at least two arguments, but only one was provided. Destination could not be determined"),
                 node.keyword_span.join(node.args_span),
             ));
-        }
+        };
         if matches!(parse_heredoc(&dest.value), Ok(Some(_))) {
             return Err(self.invalid(
                 format!("{name} cannot accept a heredoc as a destination"),
@@ -143,7 +141,9 @@ impl Conv<'_> {
         for w in ws {
             match parse_heredoc(&w.value) {
                 Ok(Some(head)) => {
-                    let doc = node.heredocs.iter().find(|h| h.name == head.name);
+                    // BuildKit looks heredocs up by name in a map: the last
+                    // one of a repeated name wins.
+                    let doc = node.heredocs.iter().rev().find(|h| h.name == head.name);
                     let content = doc.map(|h| h.content.clone()).unwrap_or_default();
                     heredoc_sources.push(HeredocSource {
                         data: if head.chomp {
