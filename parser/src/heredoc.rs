@@ -133,7 +133,14 @@ struct Lexer {
     /// a nested scan resets it, dropping the outer word's pending text. The
     /// heredoc decision depends on that, so it is kept.
     words_buf: String,
+    /// Nesting of `${...}` scans. Go's growable stacks have no practical
+    /// limit; kiln stops at [`MAX_NESTING`] with an error (the line then has
+    /// no heredocs) so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+/// How deeply `${a:-${b:-...}}` may nest in a heredoc line.
+const MAX_NESTING: usize = 256;
 
 #[derive(Default)]
 struct Words {
@@ -195,6 +202,7 @@ impl Lexer {
             raw_quotes,
             raw_escapes,
             words_buf: String::new(),
+            depth: 0,
         }
     }
 
@@ -220,9 +228,14 @@ impl Lexer {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> LexResult<(String, Vec<String>)> {
+        if self.depth >= MAX_NESTING {
+            return lex_err("variable substitutions nested too deeply");
+        }
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
+        self.depth += 1;
         let out = self.stop_on_inner(stop);
+        self.depth -= 1;
         self.raw_escapes = saved;
         out
     }

@@ -11,6 +11,31 @@
 //!
 //! Every node carries its source [`Span`]; every error is a [`ParseError`]
 //! naming file, line and column, renderable with miette.
+//!
+//! # Where kiln differs from BuildKit
+//!
+//! The line-level parse reproduces BuildKit's `parser.Parse` and its dump
+//! byte for byte (checked against BuildKit's own parser on its test files
+//! and on thousands of random inputs), except where a Go quirk cannot be
+//! expressed or would be unsafe:
+//!
+//! - input must be UTF-8 (BuildKit passes invalid bytes through);
+//! - heredoc detection gives up on `${...}` nested more than 256 deep
+//!   (the line then has no heredocs) instead of recursing without bound;
+//! - where BuildKit's byte-wise flag splitting would start the arguments in
+//!   the middle of a character, kiln starts them at the next character; the
+//!   `HEALTHCHECK` type word is split at ASCII whitespace only;
+//! - exec-form JSON is read by serde_json: a lone UTF-16 surrogate escape or
+//!   nesting deeper than 128 makes it shell form, where Go would accept it;
+//! - `--dump` quotes with Rust's Unicode tables, which may be a version
+//!   newer than the Go release BuildKit was built with.
+//!
+//! The instruction checks follow BuildKit's `instructions` package (flags,
+//! argument counts, `--mount` options, durations); kiln additionally checks
+//! `EXPOSE` port syntax and wants a literal `--mount` `type=` (BuildKit
+//! would expand a variable there).
+
+#![warn(missing_docs)]
 
 pub mod directives;
 pub mod dockerignore;

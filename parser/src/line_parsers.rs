@@ -111,11 +111,26 @@ pub fn split_ws(s: &str, limit: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Byte-wise whitespace test as Go's `unicode.IsSpace(rune(b))`, minus the
-/// Latin-1 bytes 0x85 and 0xA0: in UTF-8 those are continuation bytes and
-/// splitting there would cut a character in two.
+/// Byte-wise whitespace test for `HEALTHCHECK`'s type word: Go's
+/// `unicode.IsSpace(rune(b))` minus the Latin-1 bytes 0x85 and 0xA0, which
+/// in UTF-8 are continuation bytes (splitting there would cut a character).
 fn is_space_byte(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// Go's `unicode.IsSpace(rune(b))` exactly, as BuildKit's flag extractor
+/// applies it to single bytes: 0x85 and 0xA0 count as spaces, so a flag
+/// holding `à` (C3 A0) ends in the middle of that character, in BuildKit too.
+fn is_go_space_byte(b: u8) -> bool {
+    is_space_byte(b) || b == 0x85 || b == 0xa0
+}
+
+/// Moves `pos` forward to a character boundary of `s`.
+fn ceil_boundary(s: &str, mut pos: usize) -> usize {
+    while pos < s.len() && !s.is_char_boundary(pos) {
+        pos += 1;
+    }
+    pos
 }
 
 /// The keyword, flags and argument text of one line.
@@ -254,7 +269,8 @@ fn dispatch(head: &Head<'_>, cx: &Cx<'_>) -> Result<(Vec<RawArg>, bool), LineErr
 /// escapes processed. Returns the offset where the arguments start and the
 /// flags with their local ranges. Like BuildKit it works on bytes and turns
 /// each byte into a character (so non-ASCII flag text is read as Latin-1,
-/// which is what BuildKit then sees too).
+/// which is what BuildKit then sees too). Where BuildKit would start the
+/// arguments inside a character, kiln starts them at the next character.
 fn extract_builder_flags(line: &str, escape: char) -> (usize, Vec<(String, usize, usize)>) {
     #[derive(PartialEq)]
     enum Phase {
@@ -278,12 +294,12 @@ fn extract_builder_flags(line: &str, escape: char) -> (usize, Vec<(String, usize
             if at_end {
                 break;
             }
-            if is_space_byte(ch) {
+            if is_go_space_byte(ch) {
                 pos += 1;
                 continue;
             }
             if ch != b'-' || pos + 1 == bytes.len() || bytes[pos + 1] != b'-' {
-                return (pos, words);
+                return (ceil_boundary(line, pos), words);
             }
             phase = Phase::Word;
             start = pos;
@@ -295,10 +311,10 @@ fn extract_builder_flags(line: &str, escape: char) -> (usize, Vec<(String, usize
             break;
         }
         if phase == Phase::Word {
-            if is_space_byte(ch) {
+            if is_go_space_byte(ch) {
                 phase = Phase::Spaces;
                 if buf == "--" {
-                    return (pos, words);
+                    return (ceil_boundary(line, pos), words);
                 }
                 if blank_ok || !buf.is_empty() {
                     words.push((std::mem::take(&mut buf), start, pos));

@@ -84,31 +84,65 @@ impl RawInstruction {
         s
     }
 
-    /// Appends the dump to `s` (nested `ONBUILD`s write into the same
-    /// buffer, so the dump stays linear in the input).
+    /// Appends the dump to `s`. Nested `ONBUILD`s are walked in a loop
+    /// writing into the same buffer, so the dump stays linear in the input
+    /// and `ONBUILD ONBUILD ...` cannot exhaust the stack.
     fn dump_into(&self, s: &mut String) {
-        let start = s.len();
-        s.push_str(&go_lower(&self.keyword));
-        if !self.flags.is_empty() {
-            s.push(' ');
-            s.push_str(&go_quote_list(self.flags.iter().map(|f| f.value.as_str())));
-        }
-        for arg in &self.args {
-            s.push(' ');
-            match arg {
-                RawArg::Word(w) => s.push_str(&go_quote(&w.value)),
-                RawArg::Sub(sub) => {
-                    s.push('(');
-                    sub.dump_into(s);
-                    s.push(')');
+        let mut node = self;
+        let mut closers = 0;
+        loop {
+            let start = s.len();
+            s.push_str(&go_lower(&node.keyword));
+            if !node.flags.is_empty() {
+                s.push(' ');
+                s.push_str(&go_quote_list(node.flags.iter().map(|f| f.value.as_str())));
+            }
+            let mut sub_node = None;
+            for arg in &node.args {
+                s.push(' ');
+                match arg {
+                    RawArg::Word(w) => s.push_str(&go_quote(&w.value)),
+                    RawArg::Sub(sub) => {
+                        // A sub-instruction is always the only argument (ONBUILD's).
+                        s.push('(');
+                        sub_node = Some(&**sub);
+                    }
                 }
             }
+            // Go trims the dump of every node. It never ends in whitespace,
+            // and only starts with a space when the keyword is empty (a line
+            // holding just a continuation).
+            if s[start..].starts_with(' ') {
+                s.remove(start);
+            }
+            match sub_node {
+                Some(sub) => {
+                    closers += 1;
+                    node = sub;
+                }
+                None => break,
+            }
         }
-        // Go trims the dump of every node. It never ends in whitespace (a
-        // quote, `)` or `]` closes it), and only starts with a space when the
-        // keyword is empty (a line holding just a continuation).
-        if s[start..].starts_with(' ') {
-            s.remove(start);
+        for _ in 0..closers {
+            s.push(')');
+        }
+    }
+}
+
+impl Drop for RawInstruction {
+    /// Unrolls nested `ONBUILD` chains so dropping them cannot exhaust the stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Box<RawInstruction>> = Vec::new();
+        let take = |args: &mut Vec<RawArg>, stack: &mut Vec<Box<RawInstruction>>| {
+            for arg in args.drain(..) {
+                if let RawArg::Sub(sub) = arg {
+                    stack.push(sub);
+                }
+            }
+        };
+        take(&mut self.args, &mut stack);
+        while let Some(mut sub) = stack.pop() {
+            take(&mut sub.args, &mut stack);
         }
     }
 }

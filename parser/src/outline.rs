@@ -21,7 +21,7 @@ fn line_of(ins: &Instruction, out: &mut String, indent: &str) {
         ins.command.name()
     );
     let heredocs = match &ins.command {
-        Command::Run(r) => r.command.heredocs.len(),
+        Command::Run(r) => r.cmd_line.heredocs.len(),
         Command::Copy(c) => c.heredoc_sources.len(),
         Command::Add(a) => a.heredoc_sources.len(),
         _ => 0,

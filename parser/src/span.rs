@@ -51,9 +51,14 @@ pub struct LineIndex<'a> {
     /// Number of characters before every `BLOCK`-byte boundary, so a column
     /// costs at most one block of counting (keeps span building linear).
     block_chars: Vec<usize>,
+    /// Whether the text is all ASCII (then a column is a byte difference).
+    ascii: bool,
+    /// The line of the previous lookup: spans are made in source order, so
+    /// most lookups hit the same line and skip the binary search.
+    last_line: std::cell::Cell<usize>,
 }
 
-const BLOCK: usize = 256;
+const BLOCK: usize = 64;
 
 fn is_char_start(b: u8) -> bool {
     b & 0xC0 != 0x80
@@ -75,15 +80,22 @@ impl<'a> LineIndex<'a> {
             block_chars.push(count);
             count += chunk.iter().filter(|&&b| is_char_start(b)).count();
         }
+        // The end of the text may fall on a block boundary.
+        block_chars.push(count);
         LineIndex {
             text,
             line_starts,
             block_chars,
+            ascii: text.is_ascii(),
+            last_line: std::cell::Cell::new(0),
         }
     }
 
     /// Characters before byte `offset` (a character boundary).
     fn chars_before(&self, offset: usize) -> usize {
+        if self.ascii {
+            return offset;
+        }
         let block = offset / BLOCK;
         let base = self.block_chars.get(block).copied().unwrap_or(0);
         base + self.text.as_bytes()[block * BLOCK..offset]
@@ -99,10 +111,18 @@ impl<'a> LineIndex<'a> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let line_idx = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
+        let last = self.last_line.get();
+        let in_last = self.line_starts.get(last).is_some_and(|&s| s <= offset)
+            && self.line_starts.get(last + 1).is_none_or(|&e| offset < e);
+        let line_idx = if in_last {
+            last
+        } else {
+            match self.line_starts.binary_search(&offset) {
+                Ok(i) => i,
+                Err(i) => i - 1,
+            }
         };
+        self.last_line.set(line_idx);
         let line_start = self.line_starts[line_idx];
         let column = self.chars_before(offset) - self.chars_before(line_start) + 1;
         Position {
@@ -126,5 +146,44 @@ impl<'a> LineIndex<'a> {
             .get(line.saturating_sub(1))
             .copied()
             .unwrap_or(self.text.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let text = "ab\néx\n\nz";
+        let idx = LineIndex::new(text);
+        let at = |o| {
+            let p = idx.position(o);
+            (p.line, p.column)
+        };
+        assert_eq!(at(0), (1, 1));
+        assert_eq!(at(2), (1, 3));
+        assert_eq!(at(3), (2, 1));
+        assert_eq!(at(5), (2, 2), "é is one column");
+        assert_eq!(at(8), (4, 1));
+        assert_eq!(at(1), (1, 2), "going back works");
+        assert_eq!(at(99), (4, 2), "clamped to the end");
+        assert_eq!(at(4), (2, 1), "inside a character moves back to its start");
+    }
+
+    #[test]
+    fn long_non_ascii_lines_use_block_counts() {
+        let text = "é".repeat(1000) + "\nx";
+        let idx = LineIndex::new(&text);
+        assert_eq!(idx.position(2000).column, 1001);
+        assert_eq!(
+            idx.position(2001),
+            Position {
+                offset: 2001,
+                line: 2,
+                column: 1
+            }
+        );
+        assert_eq!(idx.position(2002).column, 2);
     }
 }

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let dump = args.dump.then(|| raw.dump());
     if args.syntax_only {
-        print!("{}", dump.unwrap_or_else(|| raw.dump()));
+        emit(&dump.unwrap_or_else(|| raw.dump()))?;
         return Ok(ExitCode::SUCCESS);
     }
     let tree = match kiln_parser::instructions::from_raw(raw, &text, &name) {
@@ -50,11 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(err) => return Ok(report(err)),
     };
     if let Some(dump) = dump {
-        print!("{dump}");
+        emit(&dump)?;
     } else if args.json {
-        println!("{}", tree.to_json());
+        emit(&(tree.to_json() + "\n"))?;
     } else {
-        print!("{}", kiln_parser::outline::outline(&tree));
+        emit(&kiln_parser::outline::outline(&tree))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -72,6 +72,16 @@ pub fn read_dockerfile(path: &std::path::Path) -> anyhow::Result<(String, Vec<u8
         let name = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
         Ok((name, bytes))
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`kiln parse | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
     }
 }
 

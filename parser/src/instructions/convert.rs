@@ -31,6 +31,22 @@ pub const INSTRUCTION_NAMES: &[&str] = &[
     "WORKDIR",
 ];
 
+/// A placeholder left behind when a node is moved out of its box.
+fn empty_node() -> RawInstruction {
+    RawInstruction {
+        keyword: String::new(),
+        keyword_span: Span::default(),
+        flags: Vec::new(),
+        args: Vec::new(),
+        json: false,
+        original: String::new(),
+        heredocs: Vec::new(),
+        comments: Vec::new(),
+        span: Span::default(),
+        args_span: Span::default(),
+    }
+}
+
 struct Conv<'a> {
     text: &'a str,
     file: &'a str,
@@ -75,21 +91,27 @@ impl Conv<'_> {
     }
 }
 
-fn words(node: &RawInstruction) -> Vec<Word> {
-    node.args
-        .iter()
+/// Moves the plain-word arguments out of `node`, and its ONBUILD trigger.
+fn take_args(node: &mut RawInstruction) -> (Vec<Word>, Option<Box<RawInstruction>>) {
+    let mut sub = None;
+    let words = std::mem::take(&mut node.args)
+        .into_iter()
         .filter_map(|a| match a {
-            RawArg::Word(w) => Some(w.clone()),
-            RawArg::Sub(_) => None,
+            RawArg::Word(w) => Some(w),
+            RawArg::Sub(s) => {
+                sub = Some(s);
+                None
+            }
         })
-        .collect()
+        .collect();
+    (words, sub)
 }
 
-fn command_line(node: &RawInstruction) -> CommandLine {
+fn command_line(node: &mut RawInstruction, args: Vec<Word>) -> CommandLine {
     CommandLine {
         exec_form: node.json,
-        args: words(node),
-        heredocs: node.heredocs.clone(),
+        args,
+        heredocs: std::mem::take(&mut node.heredocs),
     }
 }
 
@@ -120,18 +142,16 @@ impl Conv<'_> {
     fn sources_and_dest(
         &self,
         node: &RawInstruction,
+        mut ws: Vec<Word>,
         name: &'static str,
     ) -> Res<(Vec<Word>, Vec<HeredocSource>, Word)> {
-        let mut ws = words(node);
-        let Some(dest) = ws.pop() else {
-            return Err(self.count(node, name, "at least two arguments"));
-        };
-        if ws.is_empty() {
+        let dest = ws.pop();
+        let (Some(dest), false) = (dest, ws.is_empty()) else {
             return Err(self.invalid(
                 format!("{name} requires at least two arguments, but only one was provided. Destination could not be determined"),
                 node.keyword_span.join(node.args_span),
             ));
-        }
+        };
         if matches!(parse_heredoc(&dest.value), Ok(Some(_))) {
             return Err(self.invalid(
                 format!("{name} cannot accept a heredoc as a destination"),
@@ -143,7 +163,9 @@ impl Conv<'_> {
         for w in ws {
             match parse_heredoc(&w.value) {
                 Ok(Some(head)) => {
-                    let doc = node.heredocs.iter().find(|h| h.name == head.name);
+                    // BuildKit looks heredocs up by name in a map: the last
+                    // one of a repeated name wins.
+                    let doc = node.heredocs.iter().rev().find(|h| h.name == head.name);
                     let content = doc.map(|h| h.content.clone()).unwrap_or_default();
                     heredoc_sources.push(HeredocSource {
                         data: if head.chomp {
@@ -178,9 +200,10 @@ impl Conv<'_> {
         }))
     }
 
-    fn instruction(&self, node: &RawInstruction) -> Res<Instruction> {
+    fn instruction(&self, mut node: RawInstruction) -> Res<Instruction> {
         let lower = crate::node::go_lower(&node.keyword);
-        let ws = words(node);
+        let (ws, sub) = take_args(&mut node);
+        let node = &mut node;
         let exactly_one = |name: &'static str| -> Res<Single> {
             match ws.as_slice() {
                 [one] => Ok(Single { value: one.clone() }),
@@ -221,7 +244,7 @@ impl Conv<'_> {
             }
             "add" => {
                 if ws.len() < 2 {
-                    self.sources_and_dest(node, "ADD")?;
+                    self.sources_and_dest(node, ws.clone(), "ADD")?;
                 }
                 let f = self.flags(
                     node,
@@ -235,7 +258,7 @@ impl Conv<'_> {
                         ("exclude", FlagType::Strings),
                     ],
                 )?;
-                let (sources, heredoc_sources, dest) = self.sources_and_dest(node, "ADD")?;
+                let (sources, heredoc_sources, dest) = self.sources_and_dest(node, ws, "ADD")?;
                 Command::Add(Add {
                     sources,
                     heredoc_sources,
@@ -251,7 +274,7 @@ impl Conv<'_> {
             }
             "copy" => {
                 if ws.len() < 2 {
-                    self.sources_and_dest(node, "COPY")?;
+                    self.sources_and_dest(node, ws.clone(), "COPY")?;
                 }
                 let f = self.flags(
                     node,
@@ -264,7 +287,7 @@ impl Conv<'_> {
                         ("parents", FlagType::Bool),
                     ],
                 )?;
-                let (sources, heredoc_sources, dest) = self.sources_and_dest(node, "COPY")?;
+                let (sources, heredoc_sources, dest) = self.sources_and_dest(node, ws, "COPY")?;
                 Command::Copy(Copy {
                     sources,
                     heredoc_sources,
@@ -305,7 +328,7 @@ impl Conv<'_> {
                 })
             }
             "onbuild" => {
-                let Some(RawArg::Sub(sub)) = node.args.first() else {
+                let Some(sub) = sub else {
                     return Err(self.count(node, "ONBUILD", "at least one argument"));
                 };
                 self.flags(node, &[])?;
@@ -325,10 +348,11 @@ impl Conv<'_> {
                     }
                     _ => {}
                 }
-                let mut sub = (**sub).clone();
-                sub.heredocs = node.heredocs.clone();
+                let mut sub = sub;
+                sub.heredocs = std::mem::take(&mut node.heredocs);
+                let sub = std::mem::replace(&mut *sub, empty_node());
                 Command::Onbuild(Onbuild {
-                    trigger: Box::new(self.instruction(&sub)?),
+                    trigger: Box::new(self.instruction(sub)?),
                 })
             }
             "workdir" => {
@@ -370,7 +394,7 @@ impl Conv<'_> {
                     );
                 }
                 Command::Run(Run {
-                    command: command_line(node),
+                    cmd_line: command_line(node, ws),
                     mounts,
                     network,
                     security,
@@ -379,11 +403,11 @@ impl Conv<'_> {
             }
             "cmd" => {
                 self.flags(node, &[])?;
-                Command::Cmd(command_line(node))
+                Command::Cmd(command_line(node, ws))
             }
             "entrypoint" => {
                 self.flags(node, &[])?;
-                Command::Entrypoint(command_line(node))
+                Command::Entrypoint(command_line(node, ws))
             }
             "healthcheck" => {
                 let Some(first) = ws.first() else {
@@ -474,7 +498,7 @@ impl Conv<'_> {
                         bad.span,
                     ));
                 }
-                Command::Expose(Expose { ports: ws.clone() })
+                Command::Expose(Expose { ports: ws })
             }
             "user" => {
                 let v = exactly_one("USER")?;
@@ -538,7 +562,7 @@ impl Conv<'_> {
                         node.args_span,
                     ));
                 }
-                Command::Shell(command_line(node))
+                Command::Shell(command_line(node, ws))
             }
             _ => {
                 let e = self.err(
@@ -554,12 +578,12 @@ impl Conv<'_> {
             }
         };
         Ok(Instruction {
-            keyword: node.keyword.clone(),
+            keyword: std::mem::take(&mut node.keyword),
             keyword_span: node.keyword_span,
             span: node.span,
-            flags: node.flags.clone(),
-            comments: node.comments.clone(),
-            original: node.original.clone(),
+            flags: std::mem::take(&mut node.flags),
+            comments: std::mem::take(&mut node.comments),
+            original: std::mem::take(&mut node.original),
             command,
         })
     }
@@ -571,7 +595,7 @@ pub fn from_raw(raw: RawDockerfile, text: &str, file: &str) -> Result<Dockerfile
     let conv = Conv { text, file };
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    for node in &raw.instructions {
+    for node in raw.instructions {
         let ins = conv.instruction(node)?;
         match (&ins.command, stages.last_mut()) {
             (Command::From(f), _) => {

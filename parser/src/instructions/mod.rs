@@ -186,7 +186,7 @@ pub struct CommandLine {
 #[serde(rename_all = "camelCase")]
 pub struct Run {
     /// The command.
-    pub command: CommandLine,
+    pub cmd_line: CommandLine,
     /// `--mount=` flags.
     pub mounts: Vec<Mount>,
     /// `--network=` (`default`, `none` or `host`).
