@@ -127,6 +127,7 @@ fn errors_name_the_line() {
     let e = Matcher::from_patterns(["ok", "[", "x"]).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(matches!(e.kind, IgnoreErrorKind::BadPattern));
+    assert_eq!(e.to_string(), "line 2: syntax error in pattern: \"[\"");
     let e = Matcher::from_patterns(["!"]).unwrap_err();
     assert!(matches!(e.kind, IgnoreErrorKind::IllegalExclusion));
     assert!(e.to_string().contains("line 1"), "{e}");
