@@ -187,7 +187,11 @@ impl Matcher {
     /// Whether `path` (clean, relative, `/`-separated) is excluded: it or a
     /// parent directory matches a pattern and no later `!` pattern matching
     /// it or a parent re-includes it (patternmatcher's
-    /// `MatchesOrParentMatches`).
+    /// `MatchesOrParentMatches`, which BuildKit uses to open single files).
+    ///
+    /// A context walker must use [`Matcher::matches_with_parent`] instead:
+    /// that is what BuildKit's context transfer decides with, and the two
+    /// differ in rare cases with exceptions (as they do in patternmatcher).
     pub fn matches(&self, path: impl AsRef<[u8]>) -> bool {
         let path = path.as_ref();
         let parent = gopath::dir(path);

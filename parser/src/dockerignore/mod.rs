@@ -42,7 +42,7 @@ pub struct IgnoreLine {
 
 /// A .dockerignore file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{}line {line}: {kind}{}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default(), if pattern.is_empty() { String::new() } else { format!(" in pattern {pattern:?}") })]
+#[error("{}line {line}: {kind}{}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default(), if pattern.is_empty() { String::new() } else { format!(": {pattern:?}") })]
 pub struct IgnoreError {
     /// The file, when the patterns came from one.
     pub file: Option<PathBuf>,

@@ -127,6 +127,7 @@ fn errors_name_the_line() {
     let e = Matcher::from_patterns(["ok", "[", "x"]).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(matches!(e.kind, IgnoreErrorKind::BadPattern));
+    assert_eq!(e.to_string(), "line 2: syntax error in pattern: \"[\"");
     let e = Matcher::from_patterns(["!"]).unwrap_err();
     assert!(matches!(e.kind, IgnoreErrorKind::IllegalExclusion));
     assert!(e.to_string().contains("line 1"), "{e}");
@@ -138,11 +139,25 @@ fn errors_name_the_line() {
     assert_eq!(e.line, 3);
 }
 
+/// Walks `path` down from the top, handing each directory's result to its
+/// children, and returns the walker's decision for `path`.
+fn walk(m: &Matcher, path: &str) -> bool {
+    let mut info = ParentMatch::default();
+    let comps: Vec<&str> = path.split('/').collect();
+    let mut hit = false;
+    for i in 0..comps.len() {
+        let (h, next) = m.matches_with_parent(comps[..=i].join("/"), &info);
+        hit = h;
+        info = next;
+    }
+    hit
+}
+
 #[test]
 fn walker_parent_results_agree_with_full_matching() {
     let patterns = ["a", "!a/keep", "*/x*", "**/deep", "!b/**/deep"];
     let m = matcher(&patterns);
-    let paths = [
+    for p in [
         "a",
         "a/keep",
         "a/keep/z",
@@ -153,20 +168,28 @@ fn walker_parent_results_agree_with_full_matching() {
         "b/c/deep",
         "b/c/deep/e",
         "c/deep",
-    ];
-    // Walk in order, handing each directory's result to its children.
-    let mut infos: Vec<(String, ParentMatch)> = Vec::new();
-    for p in paths {
-        let parent = infos
-            .iter()
-            .rev()
-            .find(|(d, _)| p.starts_with(&format!("{d}/")))
-            .map(|(_, i)| i.clone())
-            .unwrap_or_default();
-        let (hit, info) = m.matches_with_parent(p, &parent);
-        assert_eq!(hit, m.matches(p), "{p}");
-        infos.push((p.to_string(), info));
+    ] {
+        assert_eq!(walk(&m, p), m.matches(p), "{p}");
+        // Without parent results the walker's function is the full check.
+        assert_eq!(
+            m.matches_with_parent(p, &ParentMatch::default()).0,
+            m.matches(p),
+            "{p}"
+        );
     }
+}
+
+/// Found by the dockerignore fuzz target: patternmatcher's two entry
+/// points can disagree. An inclusion skipped at a parent (already
+/// excluded) is not re-checked against that parent below an exception, so
+/// the walker (BuildKit's context transfer) keeps `x/y/z` while the full
+/// check excludes it. kiln reproduces both decisions as Go makes them.
+#[test]
+fn walker_and_full_matching_differ_as_in_patternmatcher() {
+    let m = matcher(&["x", "!x/y/z**", "x*"]);
+    assert!(walk(&m, "x/y"));
+    assert!(!walk(&m, "x/y/z"));
+    assert!(m.matches("x/y/z"));
 }
 
 #[test]
@@ -219,4 +242,21 @@ fn deep_paths_stay_cheap() {
     assert!(!m.matches(&path));
     let path = "a/".repeat(10_000) + "z";
     assert!(m.matches(&path));
+}
+
+/// The fuzz input behind the test above (invalid UTF-8 bytes each match a
+/// `?`-like U+FFFD, as in Go): the walk keeps the path, the full check
+/// excludes it, exactly as patternmatcher decides.
+#[test]
+fn fuzz_regression_walker_differs_on_invalid_utf8() {
+    let content: &[u8] = b"\x8a\x8a\xcd\xa1\xff\xff\xff\xff!\x8a\n\xff'\x8a!\n\x8a\n***\x8a\x8a\n!\x99\x99/@\x99/@**/\n\xc3*\n\x86**\n\xed**\n@\xef";
+    let m = Matcher::new(&read_patterns(content).unwrap()).unwrap();
+    let mut info = ParentMatch::default();
+    let mut walked = Vec::new();
+    for prefix in [&b"\x99\x99"[..], b"\x99\x99/@\x99", b"\x99\x99/@\x99/@"] {
+        let (hit, next) = m.matches_with_parent(prefix, &info);
+        walked.push((hit, m.matches(prefix)));
+        info = next;
+    }
+    assert_eq!(walked, [(true, true), (true, true), (false, true)]);
 }

@@ -76,6 +76,14 @@ pub enum ExpandErrorKind {
         /// The user's message, or BuildKit's default.
         message: String,
     },
+    /// The word needs more work than the lexer's limit (kiln's guard
+    /// against nested replacements that grow without bound; BuildKit has
+    /// no such limit).
+    #[error("expansion too large or complex (over {limit} units of work)")]
+    TooComplex {
+        /// The limit in force.
+        limit: u64,
+    },
     /// A bad escape in a `#`, `%` or `/` pattern.
     #[error("invalid pattern ({pattern}) in substitution: {reason}")]
     InvalidPattern {

@@ -44,6 +44,10 @@ enum Inst {
     Match,
 }
 
+/// The work budget ran out (see [`super::Lexer::with_work_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OverLimit;
+
 /// A compiled shell pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct Glob {
@@ -103,13 +107,15 @@ impl Glob {
 
     /// The leftmost-first match in `text` starting the search at byte
     /// `from`, as Go's `FindStringIndex` (and each step of
-    /// `ReplaceAllString`) reports it. `steps` counts VM work.
+    /// `ReplaceAllString`) reports it. `steps` counts VM work; past `limit`
+    /// the search gives up.
     pub(crate) fn find_at(
         &self,
         text: &str,
         from: usize,
         steps: &mut u64,
-    ) -> Option<(usize, usize)> {
+        limit: u64,
+    ) -> Result<Option<(usize, usize)>, OverLimit> {
         let n = self.prog.len();
         let mut clist = Threads::new(n);
         let mut nlist = Threads::new(n);
@@ -130,6 +136,9 @@ impl Glob {
             let next_pos = next.map_or(pos, |(i, c)| i + c.len_utf8());
             for k in 0..clist.len() {
                 *steps += 1;
+                if *steps > limit {
+                    return Err(OverLimit);
+                }
                 let (pc, start) = clist.get(k);
                 match self.prog[pc] {
                     Inst::Match => {
@@ -158,7 +167,7 @@ impl Glob {
             pos = next_pos;
             next = iter.next();
         }
-        matched
+        Ok(matched)
     }
 
     /// Follows jumps and splits from `pc` in priority order.
@@ -238,14 +247,26 @@ impl Threads {
 /// Go's `regexp.ReplaceAllString(value, template)` for a pattern without
 /// groups: every non-overlapping match is replaced by `template` with `$0`
 /// expanded to the match.
-pub(crate) fn replace_all(glob: &Glob, value: &str, template: &str, steps: &mut u64) -> String {
+pub(crate) fn replace_all(
+    glob: &Glob,
+    value: &str,
+    template: &str,
+    steps: &mut u64,
+    limit: u64,
+) -> Result<String, OverLimit> {
     let mut out = String::with_capacity(value.len());
     let mut last_end = 0;
     let mut search = 0;
     while search <= value.len() {
-        let Some((a, b)) = glob.find_at(value, search, steps) else {
+        let Some((a, b)) = glob.find_at(value, search, steps, limit)? else {
             break;
         };
+        // Each replacement copies the template: count it so nested
+        // replacements cannot grow the output without bound.
+        *steps += template.len() as u64 + 1;
+        if *steps > limit {
+            return Err(OverLimit);
+        }
         out.push_str(&value[last_end..a]);
         // An empty match right after a match is not replaced again.
         if b > last_end || a == 0 {
@@ -262,7 +283,7 @@ pub(crate) fn replace_all(glob: &Glob, value: &str, template: &str, steps: &mut 
         }
     }
     out.push_str(&value[last_end..]);
-    out
+    Ok(out)
 }
 
 /// Go's `Regexp.Expand` for a pattern with no groups: `$$` is `$`, `$0` and
@@ -350,7 +371,8 @@ mod tests {
         let mut steps = 0;
         Glob::compile(p, greedy, anchored)
             .unwrap()
-            .find_at(v, 0, &mut steps)
+            .find_at(v, 0, &mut steps, u64::MAX)
+            .unwrap()
     }
 
     #[test]
@@ -412,17 +434,32 @@ mod tests {
     fn replace_all_like_go() {
         let mut steps = 0;
         let g = Glob::compile("o", true, false).unwrap();
-        assert_eq!(replace_all(&g, "foo", "0", &mut steps), "f00");
-        assert_eq!(replace_all(&g, "foo", "[$0$$]", &mut steps), "f[o$][o$]");
         assert_eq!(
-            replace_all(&g, "foo", "${0}$1$x${y", &mut steps),
+            replace_all(&g, "foo", "0", &mut steps, u64::MAX).unwrap(),
+            "f00"
+        );
+        assert_eq!(
+            replace_all(&g, "foo", "[$0$$]", &mut steps, u64::MAX).unwrap(),
+            "f[o$][o$]"
+        );
+        assert_eq!(
+            replace_all(&g, "foo", "${0}$1$x${y", &mut steps, u64::MAX).unwrap(),
             "fo${yo${y"
         );
         let empty = Glob::compile("", true, false).unwrap();
-        assert_eq!(replace_all(&empty, "ab", "-", &mut steps), "-a-b-");
+        assert_eq!(
+            replace_all(&empty, "ab", "-", &mut steps, u64::MAX).unwrap(),
+            "-a-b-"
+        );
         let star = Glob::compile("*", true, false).unwrap();
-        assert_eq!(replace_all(&star, "ab", "-", &mut steps), "-");
-        assert_eq!(replace_all(&star, "a\nb", "-", &mut steps), "-\n-");
+        assert_eq!(
+            replace_all(&star, "ab", "-", &mut steps, u64::MAX).unwrap(),
+            "-"
+        );
+        assert_eq!(
+            replace_all(&star, "a\nb", "-", &mut steps, u64::MAX).unwrap(),
+            "-\n-"
+        );
     }
 
     /// The VM's work is bounded by value length x pattern length: a long
@@ -435,7 +472,7 @@ mod tests {
         for pattern in ["b", "a?", "*b", "?", "", "x*", "*"] {
             let g = Glob::compile(pattern, true, false).unwrap();
             let mut steps = 0;
-            replace_all(&g, &value, "r", &mut steps);
+            replace_all(&g, &value, "r", &mut steps, u64::MAX).unwrap();
             let bound = 16 * (value.len() as u64) * (pattern.len() as u64 + 1);
             assert!(steps <= bound, "{pattern:?}: {steps} steps > {bound}");
         }

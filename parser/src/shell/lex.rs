@@ -106,7 +106,12 @@ pub struct Lexer {
     raw_escapes: bool,
     skip_process_quotes: bool,
     skip_unset_env: bool,
+    work_limit: u64,
 }
+
+/// The default for [`Lexer::with_work_limit`]: far above any real
+/// Dockerfile word, low enough to fail in well under a second.
+pub const DEFAULT_WORK_LIMIT: u64 = 1 << 26;
 
 impl Default for Lexer {
     fn default() -> Lexer {
@@ -124,6 +129,7 @@ impl Lexer {
             raw_escapes: false,
             skip_process_quotes: false,
             skip_unset_env: false,
+            work_limit: DEFAULT_WORK_LIMIT,
         }
     }
 
@@ -155,6 +161,16 @@ impl Lexer {
     /// `SkipUnsetEnv`, used for RUN step names).
     pub fn with_skip_unset_env(mut self, on: bool) -> Lexer {
         self.skip_unset_env = on;
+        self
+    }
+
+    /// Caps the work one word may take: bytes produced at every nesting
+    /// level plus pattern-matching steps. Nested `${v//p/r}` can grow a
+    /// word's expansion exponentially (BuildKit has no cap and runs out of
+    /// memory); past the limit expansion fails with
+    /// [`ExpandErrorKind::TooComplex`].
+    pub fn with_work_limit(mut self, limit: u64) -> Lexer {
+        self.work_limit = limit;
         self
     }
 
@@ -286,6 +302,29 @@ fn rune_str(ch: Option<char>) -> char {
 }
 
 impl ShellWord<'_> {
+    /// Counts `n` units of work against the limit.
+    fn charge(&mut self, n: usize) -> Result<(), Fail> {
+        self.steps += n as u64;
+        if self.steps > self.lex.work_limit {
+            return Err((
+                self.pos,
+                ExpandErrorKind::TooComplex {
+                    limit: self.lex.work_limit,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn over_limit(&self) -> Fail {
+        (
+            self.pos,
+            ExpandErrorKind::TooComplex {
+                limit: self.lex.work_limit,
+            },
+        )
+    }
+
     fn peek(&self) -> Option<char> {
         self.src[self.pos..].chars().next()
     }
@@ -323,6 +362,7 @@ impl ShellWord<'_> {
             match ch {
                 '$' => {
                     let tmp = self.process_dollar()?;
+                    self.charge(tmp.len())?;
                     result.push_str(&tmp);
                     words.add_string(&mut self.words_buf, &tmp);
                 }
@@ -333,11 +373,13 @@ impl ShellWord<'_> {
                 }
                 '\'' if quotes => {
                     let tmp = self.process_single_quote()?;
+                    self.charge(tmp.len())?;
                     result.push_str(&tmp);
                     words.add_raw_string(&mut self.words_buf, &tmp);
                 }
                 '"' if quotes => {
                     let tmp = self.process_double_quote()?;
+                    self.charge(tmp.len())?;
                     result.push_str(&tmp);
                     words.add_raw_string(&mut self.words_buf, &tmp);
                 }
@@ -414,6 +456,7 @@ impl ShellWord<'_> {
                 }
                 Some('$') => {
                     let v = self.process_dollar()?;
+                    self.charge(v.len())?;
                     result.push_str(&v);
                 }
                 Some(mut ch) => {
@@ -595,6 +638,7 @@ impl ShellWord<'_> {
             return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
         }
         let value = value.unwrap_or_default();
+        self.charge(value.len() + pattern.len() + replacement.len())?;
         let re = Glob::compile(&pattern, true, false).map_err(|e| {
             (
                 start,
@@ -604,15 +648,15 @@ impl ShellWord<'_> {
                 },
             )
         })?;
+        let limit = self.lex.work_limit;
         if replace_all {
-            Ok(glob::replace_all(
-                &re,
-                &value,
-                &replacement,
-                &mut self.steps,
-            ))
+            glob::replace_all(&re, &value, &replacement, &mut self.steps, limit)
+                .map_err(|_| self.over_limit())
         } else {
-            Ok(match re.find_at(&value, 0, &mut self.steps) {
+            let found = re
+                .find_at(&value, 0, &mut self.steps, limit)
+                .map_err(|_| self.over_limit())?;
+            Ok(match found {
                 Some((a, b)) => format!("{}{}{}", &value[..a], replacement, &value[b..]),
                 None => value,
             })
@@ -626,6 +670,7 @@ impl ShellWord<'_> {
         value: &str,
         greedy: bool,
     ) -> Result<String, Fail> {
+        self.charge(value.len() + pattern.len())?;
         let re = Glob::compile(pattern, greedy, true).map_err(|e| {
             (
                 start,
@@ -635,7 +680,10 @@ impl ShellWord<'_> {
                 },
             )
         })?;
-        Ok(match re.find_at(value, 0, &mut self.steps) {
+        let found = re
+            .find_at(value, 0, &mut self.steps, self.lex.work_limit)
+            .map_err(|_| self.over_limit())?;
+        Ok(match found {
             Some((_, end)) => value[end..].to_string(),
             None => value.to_string(),
         })

@@ -24,4 +24,4 @@ mod tests;
 
 pub use error::{ExpandError, ExpandErrorKind, VarUse};
 pub use instructions::{expanded_args, expands, ExpandedArg, Expansion};
-pub use lex::{Env, EnvList, Lexer, WordExpansion};
+pub use lex::{Env, EnvList, Lexer, WordExpansion, DEFAULT_WORK_LIMIT};

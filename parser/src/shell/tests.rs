@@ -531,3 +531,44 @@ fn expansion_work_is_bounded() {
         assert!(steps <= bound, "{word}: {steps} steps > {bound}");
     }
 }
+
+/// Nested replacements can grow a word exponentially; the work limit turns
+/// that into an error instead of exhausting memory.
+#[test]
+fn exponential_growth_hits_the_work_limit() {
+    let e = EnvList::from_entries([format!("A={}", "a".repeat(64))]);
+    let word = "${A///${A///${A///${A///${A///x}}}}}";
+    let err = Lexer::new('\\').process_word(word, &e).unwrap_err();
+    assert_eq!(
+        err.kind,
+        ExpandErrorKind::TooComplex {
+            limit: DEFAULT_WORK_LIMIT
+        }
+    );
+    let two = "${A///${A///x}}";
+    let out = Lexer::new('\\').process_word(two, &e).unwrap();
+    assert_eq!(out.len(), 64 + 65 * (64 + 65));
+    let small = Lexer::new('\\').with_work_limit(1000);
+    assert!(matches!(
+        small.process_word(two, &e).unwrap_err().kind,
+        ExpandErrorKind::TooComplex { limit: 1000 }
+    ));
+}
+
+/// Found by the expand fuzz target: deeply nested `${//}` with long
+/// replacement-char runs took milliseconds per run before the work limit.
+#[test]
+fn fuzz_regression_nested_replacements() {
+    let word = "${///]${/\u{FFFD}+/11{V\u{FFFD}}]$\u{FFFD}//]${//~[~$<${%\n>b[~$<${%\n~b}\n8~\n>b}}/]$a{/05{%}J]$//1''$A]${///]$a{/%}J]./\u{FFFD}//}${/?";
+    let e = EnvList::from_entries(["=\u{7}]\u{1d}\u{1d}.\u{1d}}????J]"]);
+    for flags in 0..32u8 {
+        let lex = Lexer::new(if flags & 1 == 0 { '\\' } else { '`' })
+            .with_raw_quotes(flags & 2 != 0)
+            .with_raw_escapes(flags & 4 != 0)
+            .with_skip_process_quotes(flags & 8 != 0)
+            .with_skip_unset_env(flags & 16 != 0)
+            .with_work_limit(1 << 16);
+        let one = lex.process_word(word, &e);
+        assert_eq!(one.is_ok(), lex.process_words(word, &e).is_ok());
+    }
+}

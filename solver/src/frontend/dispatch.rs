@@ -582,7 +582,7 @@ impl<'p, 'a> Converter<'p, 'a> {
     ) -> Result<()> {
         let mut inputs = vec![cx.vertex];
         let mut mounts = Vec::new();
-        let mut command = run.command.clone();
+        let mut command = run.cmd_line.clone();
         if !command.heredocs.is_empty() && !command.exec_form {
             let line = command
                 .args
