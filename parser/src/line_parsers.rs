@@ -9,12 +9,12 @@ use crate::span::{LineIndex, Span};
 /// Why a line's arguments could not be split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
-    /// A JSON array held something other than strings.
-    NotStringArray,
-    /// `ENV key` / `LABEL key` without a value.
-    MissingValue(&'static str),
-    /// `ENV a=b c`: a word without `=` after the first.
-    NoEquals(String),
+    /// A JSON array held something other than strings (the array's span).
+    NotStringArray(Span),
+    /// `ENV key` / `LABEL key` without a value (the key's span).
+    MissingValue(&'static str, Span),
+    /// `ENV a=b c`: a word without `=` after the first (the word's span).
+    NoEquals(String, Span),
 }
 
 /// Maps offsets in a logical line (continuations joined) back to the source.
@@ -474,7 +474,7 @@ fn parse_name_val(
     if !first.0.contains('=') {
         let parts = split_ws(rest, 2);
         let [(ks, ke), (vs, ve)] = parts.as_slice() else {
-            return Err(LineError::MissingValue(key));
+            return Err(LineError::MissingValue(key, cx.span(at, at + rest.len())));
         };
         return Ok(vec![
             cx.word(&rest[*ks..*ke], at + ks, at + ke),
@@ -485,7 +485,7 @@ fn parse_name_val(
     let mut out = Vec::with_capacity(words.len() * 3);
     for (word, s, e) in words {
         let Some(eq) = word.find('=') else {
-            return Err(LineError::NoEquals(word));
+            return Err(LineError::NoEquals(word, cx.span(at + s, at + e)));
         };
         let (k, v) = (&word[..eq], &word[eq + 1..]);
         out.push(cx.word(k, at + s, at + s + eq));
@@ -563,7 +563,7 @@ fn parse_maybe_json(rest: &str, at: usize, cx: &Cx<'_>) -> Result<(Vec<RawArg>, 
     }
     match parse_json(rest) {
         JsonOutcome::Array(items) => Ok((json_words(items, rest, at, cx), true)),
-        JsonOutcome::NotStrings => Err(LineError::NotStringArray),
+        JsonOutcome::NotStrings => Err(LineError::NotStringArray(cx.span(at, at + rest.len()))),
         JsonOutcome::NotJson => Ok((parse_string(rest, at, cx), false)),
     }
 }
@@ -576,7 +576,7 @@ fn parse_maybe_json_to_list(
 ) -> Result<(Vec<RawArg>, bool), LineError> {
     match parse_json(rest) {
         JsonOutcome::Array(items) => Ok((json_words(items, rest, at, cx), true)),
-        JsonOutcome::NotStrings => Err(LineError::NotStringArray),
+        JsonOutcome::NotStrings => Err(LineError::NotStringArray(cx.span(at, at + rest.len()))),
         JsonOutcome::NotJson => Ok((parse_strings_ws(rest, at, cx), false)),
     }
 }

@@ -83,10 +83,13 @@ pub fn parse_raw(text: &str, file: &str) -> Result<RawDockerfile, ParseError> {
     let err = |kind: ErrorKind, start: usize, end: usize| {
         ParseError::new(kind, file, text, index.span(start, end))
     };
-    let line_err = |e: LineError| match e {
-        LineError::NotStringArray => ErrorKind::NotStringArray,
-        LineError::MissingValue(k) => ErrorKind::MissingValue(k),
-        LineError::NoEquals(w) => ErrorKind::NoEquals(w),
+    let line_err = |e: LineError| {
+        let (kind, span) = match e {
+            LineError::NotStringArray(span) => (ErrorKind::NotStringArray, span),
+            LineError::MissingValue(k, span) => (ErrorKind::MissingValue(k), span),
+            LineError::NoEquals(w, span) => (ErrorKind::NoEquals(w), span),
+        };
+        ParseError::new(kind, file, text, span)
     };
 
     let mut lines = Lines {
@@ -188,8 +191,8 @@ pub fn parse_raw(text: &str, file: &str) -> Result<RawDockerfile, ParseError> {
                 span: index.span(t_off, last_end),
             });
         }
-        let mut node = node_from_line(line, 0, &cx, std::mem::take(&mut comments))
-            .map_err(|e| err(line_err(e), t_off, last_end))?;
+        let mut node =
+            node_from_line(line, 0, &cx, std::mem::take(&mut comments)).map_err(line_err)?;
         let mut end = last_end;
         if can_contain_heredoc(&node) && line.contains("<<") {
             let heads = heredocs_from_line(line)
