@@ -115,12 +115,12 @@ pub(crate) fn dir(path: &[u8]) -> Vec<u8> {
 
 /// `filepath.ErrBadPattern`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BadPattern;
+pub struct BadPattern;
 
 /// Go's `filepath.Match` on Unix: `*`, `?`, `[...]` (`^` negates,
 /// ranges, `\` escapes) and `\` escapes; `*` and `?` never match `/`.
 /// Reports a malformed pattern even when the match fails early.
-pub(crate) fn go_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, BadPattern> {
+pub fn go_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, BadPattern> {
     'pattern: while !pattern.is_empty() {
         let (star, chunk, rest) = scan_chunk(pattern);
         pattern = rest;

@@ -17,7 +17,7 @@
 //! escapes that can leak through a pattern and that kiln does not implement
 //! (`\b`, `\B`, `\C`, `\Q`, `\p`, `\P`), naming the line.
 
-mod gopath;
+pub mod gopath;
 mod matcher;
 mod regex;
 
