@@ -9,6 +9,17 @@
 //! - [`transfer`]: import and export (OCI layout, docker-archive, rootfs tarballs and directories).
 //! - [`gc`]: reachability-based garbage collection and `check` (fsck).
 //! - [`store`]: [`Store`], the façade the CLI, solver and runtime use.
+//!
+//! For the runtime: `Store::image(name)` then `Store::prepare_rootfs(&image, id)`
+//! gives a [`snapshot::RootfsLayout`] (lower dirs topmost first, a fresh upper
+//! and work dir) to mount as overlayfs in the runtime's own mount namespace;
+//! `Store::commit_rootfs` keeps a finished step's upper dir as the next layer's
+//! snapshot, `Store::remove_rootfs` throws it away.
+//!
+//! Tests: `cargo test -p kiln-cache` (as root: overlay mounts, devices, owners);
+//! hostile archives in `testdata/store/hostile`; fuzzing:
+//! `cargo +nightly fuzz run apply_layer --fuzz-dir cache/fuzz`; benchmarks:
+//! `cache/bench/bench.sh` (results in `cache/BENCH.md`).
 
 #![warn(missing_docs)]
 
