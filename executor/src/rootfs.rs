@@ -28,20 +28,31 @@ pub fn open_in_root(root: RawFd, path: &Path, flags: i32, mode: u32) -> Result<O
         0
     };
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `c` is a NUL-terminated string and `how` a properly sized
-    // open_how, both alive for the call; the result is a new fd we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+    // With RESOLVE_IN_ROOT the kernel answers EAGAIN when a rename or mount
+    // anywhere on the system raced a `..` step of the lookup; openat2(2) says
+    // to retry. Bounded, so a machine busy mounting cannot spin us forever.
+    let mut attempts = 0;
+    let fd = loop {
+        // SAFETY: `c` is a NUL-terminated string and `how` a properly sized
+        // open_how, both alive for the call; the result is a new fd we own.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            break fd;
+        }
+        let err = Errno::last();
+        attempts += 1;
+        if err != Errno::EAGAIN || attempts >= 128 {
+            return Err(err);
+        }
     };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
     // SAFETY: the kernel just returned this descriptor to us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -133,12 +133,10 @@ impl Root {
     }
 
     fn open_in(&self, comps: &[Vec<u8>], flags: OFlags) -> io::Result<OwnedFd> {
-        Ok(openat2(
+        Ok(openat2_retrying(
             &self.fd,
             join(comps).as_slice(),
             flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-            RESOLVE,
         )?)
     }
 
@@ -243,12 +241,10 @@ impl Root {
                 break;
             }
             // openat2 refuses O_NOCTTY with O_PATH: not through open_in.
-            let opened = openat2(
+            let opened = openat2_retrying(
                 &self.fd,
                 join(&done).as_slice(),
                 OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                RESOLVE,
             );
             let fd = match opened.map_err(io::Error::from) {
                 Ok(fd) => fd,
@@ -380,4 +376,17 @@ pub(crate) fn set_times_at(
         &timestamps(atime, mtime),
         AtFlags::SYMLINK_NOFOLLOW,
     )?)
+}
+
+/// `openat2` under [`RESOLVE`], retried while the kernel answers EAGAIN (a
+/// rename or mount elsewhere raced a `..` step of the lookup: openat2(2)
+/// says to retry), a bounded number of times.
+fn openat2_retrying(dir: &OwnedFd, path: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let mut attempts = 0;
+    loop {
+        match openat2(dir, path, flags, Mode::empty(), RESOLVE) {
+            Err(e) if e == Errno::AGAIN && attempts < 128 => attempts += 1,
+            other => return other,
+        }
+    }
 }
