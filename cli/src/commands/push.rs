@@ -1,0 +1,195 @@
+//! `kiln push [-q] REF`: send an image of the local store to a registry.
+//!
+//! The store keeps the layers it builds as plain tars (no time spent compressing at build
+//! time); push gzips each of them in parallel blocks while it uploads, then pushes a manifest
+//! naming the compressed blobs (same config, so the diff IDs are unchanged). Layers already
+//! compressed go as they are.
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use kiln_cache::layer::Compression;
+use kiln_cache::Store;
+use kiln_registry::{BlobEvent, ProgressFn};
+
+use super::display::store as open_store;
+use super::pull::{client, parse_reference, runtime, short_digest};
+use crate::registry_store::{gzip_stream, RegistryStore};
+use crate::Globals;
+
+/// Flags of `kiln push`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print only the image's name.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Require HTTPS and verify certificates (loopback registries use plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// The image: `[host[:port]/]repo[:tag]`, as named in the local store.
+    pub reference: String,
+}
+
+/// How a push runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PushOptions {
+    /// Verify TLS certificates.
+    pub tls_verify: bool,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+/// Pushes and prints the name when quiet.
+pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let opts = PushOptions {
+        tls_verify: args.tls_verify,
+        quiet: args.quiet,
+    };
+    push_image(&store, &args.reference, &opts)?;
+    if args.quiet {
+        println!("{}", parse_reference(&args.reference)?.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pushed form of a layer the store keeps uncompressed: gzip, in the manifest's family
+/// of media types.
+fn gzip_media_type(manifest_media_type: &str) -> &'static str {
+    if manifest_media_type == kiln_cache::image::DOCKER_MANIFEST {
+        Compression::Gzip.docker_media_type()
+    } else {
+        Compression::Gzip.oci_media_type()
+    }
+}
+
+/// Pushes the stored image `input` to the registry it names; returns the manifest digest.
+pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln_registry::Digest> {
+    let reference = parse_reference(input)?;
+    if reference.digest().is_some() {
+        bail!("{input}: push needs a tag, not a digest");
+    }
+    let tag = reference.tag().unwrap_or("latest").to_string();
+    let image = store.image(input).map_err(|e| match e {
+        kiln_cache::Error::ImageNotFound(_) => anyhow!(
+            "An image does not exist locally with the tag: {}",
+            reference.familiar()
+        ),
+        e => anyhow!(e),
+    })?;
+    if !opts.quiet {
+        eprintln!("The push refers to repository [{}]", reference.name());
+    }
+
+    // Layers the client pushes from the store (already compressed): these get progress lines.
+    let shown: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let progress: Option<ProgressFn> = if opts.quiet {
+        None
+    } else {
+        let shown = Arc::clone(&shown);
+        Some(Arc::new(move |digest, event| {
+            if !shown.lock().expect("shown lock").contains(digest.as_str()) {
+                return;
+            }
+            let short = short_digest(digest.as_str());
+            match event {
+                BlobEvent::Exists => eprintln!("{short}: Layer already exists"),
+                BlobEvent::Mounted { from } => eprintln!("{short}: Mounted from {from}"),
+                BlobEvent::Done => eprintln!("{short}: Pushed"),
+                BlobEvent::Retrying {
+                    attempt, reason, ..
+                } => eprintln!("{short}: Retrying (attempt {attempt}): {reason}"),
+                BlobEvent::Waiting { .. } | BlobEvent::Transferring { .. } => {}
+            }
+        }))
+    };
+    let client = client(opts.tls_verify, progress)?;
+    let rt = runtime()?;
+    let layers = image.layers()?;
+
+    // Compress and upload the uncompressed layers (each once), several at a time.
+    let mut plain: Vec<kiln_cache::Digest> = Vec::new();
+    for (d, _, mt) in &layers {
+        match Compression::from_media_type(mt) {
+            Some(Compression::None) => {
+                if !plain.contains(d) {
+                    plain.push(d.clone());
+                }
+            }
+            _ => {
+                shown.lock().expect("shown lock").insert(d.to_string());
+            }
+        }
+    }
+    let concurrency = client.config().concurrency.max(1);
+    let compressed: HashMap<kiln_cache::Digest, (kiln_registry::Digest, u64)> = rt.block_on(
+        futures::stream::iter(plain.iter().map(|d| {
+            let (client, reference, store) = (&client, &reference, store.clone());
+            async move {
+                let pushed = client
+                    .push_blob_stream(reference, || gzip_stream(&store, d))
+                    .await
+                    .with_context(|| format!("pushing layer {d}"))?;
+                if !opts.quiet {
+                    eprintln!("{}: Pushed", d.short());
+                }
+                anyhow::Ok((d.clone(), pushed))
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .try_collect(),
+    )?;
+
+    // The manifest as stored, with each uncompressed layer swapped for its gzip blob.
+    let stored = store
+        .content()
+        .read_bytes(&image.manifest_digest, kiln_cache::image::MAX_JSON)?;
+    let media_type = image.manifest.media_type.clone();
+    let manifest_bytes = if compressed.is_empty() {
+        stored
+    } else {
+        let mut manifest: serde_json::Value = serde_json::from_slice(&stored)?;
+        let entries = manifest
+            .get_mut("layers")
+            .and_then(|l| l.as_array_mut())
+            .ok_or_else(|| anyhow!("manifest {} has no layers", image.manifest_digest))?;
+        for (entry, (d, _, _)) in entries.iter_mut().zip(&layers) {
+            if let Some((digest, size)) = compressed.get(d) {
+                entry["digest"] = serde_json::Value::from(digest.to_string());
+                entry["size"] = serde_json::Value::from(*size);
+                entry["mediaType"] = serde_json::Value::from(gzip_media_type(&media_type));
+            }
+        }
+        serde_json::to_vec(&manifest)?
+    };
+
+    let source = RegistryStore::new(store.clone());
+    let digest = rt
+        .block_on(client.push(&reference, &source, &manifest_bytes, &media_type))
+        .with_context(|| format!("pushing {}", reference.familiar()))?;
+    if !opts.quiet {
+        eprintln!("{tag}: digest: {digest} size: {}", manifest_bytes.len());
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_layers_follow_the_manifest_family() {
+        assert_eq!(
+            gzip_media_type(kiln_cache::image::OCI_MANIFEST),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(
+            gzip_media_type(kiln_cache::image::DOCKER_MANIFEST),
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+}
