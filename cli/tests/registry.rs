@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 struct Registry {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -42,11 +42,7 @@ impl Registry {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Registry {
-            child,
-            addr,
-            _dir: dir,
-        }
+        Registry { child, addr, dir }
     }
 }
 
@@ -281,4 +277,36 @@ fn build_push_prune_pull_run_round_trip_and_from_pulls_on_demand() {
     assert!(builder.run(&["run", "--rm", &app]).status.code() != Some(0));
     builder.ok(&["pull", &app]);
     assert_eq!(builder.ok(&["run", "--rm", &app]).trim(), "built");
+}
+
+#[test]
+fn a_pull_that_fails_midway_leaves_no_name_and_no_partial_blob() {
+    let reg = Registry::start();
+    let k = Kiln::new();
+    let name = format!("{}/t/broken:1", reg.addr);
+    k.import_busybox(&name);
+    k.ok(&["push", &name]);
+    // Remove the layer's data from the registry's storage: the manifest and config are
+    // served, the layer is not.
+    let manifest = skopeo_inspect(&name, true);
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    let data = reg
+        .dir
+        .path()
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    std::fs::remove_file(&data).unwrap();
+
+    let fresh = Kiln::new();
+    let out = fresh.run(&["pull", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!fresh.ok(&["images"]).contains("t/broken"));
+    let blobs = fresh.root.path().join("blobs/sha256");
+    assert!(!blobs.join(hex).exists());
+    let ingest = fresh.root.path().join("ingest");
+    assert_eq!(std::fs::read_dir(ingest).unwrap().count(), 0);
+    fresh.ok(&["system", "check"]);
 }
