@@ -25,6 +25,8 @@ pub struct RegistryStore {
     store: Store,
     /// Repositories blobs were pulled from in this process (for cross-repository mounts).
     sources: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// gzip blobs served by compressing a stored plain blob again (gzip digest -> plain).
+    gzip_of: Arc<Mutex<HashMap<String, kiln_cache::Digest>>>,
 }
 
 impl RegistryStore {
@@ -33,7 +35,17 @@ impl RegistryStore {
         RegistryStore {
             store,
             sources: Arc::default(),
+            gzip_of: Arc::default(),
         }
+    }
+
+    /// Serves the blob `gzip` by compressing the stored blob `plain` (whose parallel gzip
+    /// was seen to have that digest before; the registry checks it again).
+    pub fn serve_gzip(&self, gzip: &kiln_registry::Digest, plain: kiln_cache::Digest) {
+        self.gzip_of
+            .lock()
+            .expect("gzip map lock")
+            .insert(gzip.to_string(), plain);
     }
 
     /// The wrapped store.
@@ -134,13 +146,43 @@ impl BlobWriter for StoreBlobWriter {
     }
 }
 
-impl BlobSource for RegistryStore {
-    type Reader = tokio::fs::File;
+/// A blob read for a push: a stored file, or the gzip of one.
+pub enum SourceReader {
+    /// The blob's own file.
+    File(tokio::fs::File),
+    /// Compressed on the fly from a stored plain blob.
+    Gzip(GzipReader),
+}
 
-    fn open(&self, digest: &kiln_registry::Digest) -> Result<tokio::fs::File, StoreError> {
+impl AsyncRead for SourceReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            SourceReader::File(f) => Pin::new(f).poll_read(cx, buf),
+            SourceReader::Gzip(g) => Pin::new(g).poll_read(cx, buf),
+        }
+    }
+}
+
+impl BlobSource for RegistryStore {
+    type Reader = SourceReader;
+
+    fn open(&self, digest: &kiln_registry::Digest) -> Result<SourceReader, StoreError> {
+        let plain = self
+            .gzip_of
+            .lock()
+            .expect("gzip map lock")
+            .get(digest.as_str())
+            .cloned();
+        if let Some(plain) = plain {
+            return Ok(SourceReader::Gzip(gzip_stream(&self.store, &plain)?));
+        }
         let d = to_store_digest(digest)?;
         let file = self.store.content().open_blob(&d)?;
-        Ok(tokio::fs::File::from_std(file))
+        Ok(SourceReader::File(tokio::fs::File::from_std(file)))
     }
 
     fn mount_candidates(&self, digest: &kiln_registry::Digest, registry: &str) -> Vec<String> {

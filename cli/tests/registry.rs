@@ -176,6 +176,32 @@ fn push_gzips_stored_layers_and_skopeo_reads_the_image() {
     let id = local[0]["Id"].as_str().unwrap();
     assert_eq!(manifest["config"]["digest"], id);
 
+    // A second push sends no layer: the gzip digest is remembered and the registry has it.
+    let again = k.run(&["push", &name]);
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{again_err}");
+    assert!(again_err.contains(": Layer already exists"), "{again_err}");
+    assert!(!again_err.contains(": Pushed"), "{again_err}");
+    assert!(
+        again_err.contains(&format!("1: digest: {digest} size: ")),
+        "{again_err}"
+    );
+    // A wrong remembered digest (another zlib, say) costs a retry, never a broken image.
+    let memo_dir = k.root.path().join("push-gzip");
+    for e in std::fs::read_dir(&memo_dir).unwrap() {
+        let bogus = format!("sha256:{} 1234\n", "ab".repeat(32));
+        std::fs::write(e.unwrap().path(), bogus).unwrap();
+    }
+    let other = format!("{}/t/other:1", reg.addr);
+    k.ok(&["tag", &name, &other]);
+    let out = k.run(&["push", &other]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(skopeo_inspect(&other, false)["Digest"], digest.as_str());
+
     // -q prints the name only; a missing image fails clearly.
     assert_eq!(k.ok(&["push", "-q", &name]).trim(), name);
     let missing = k.run(&["push", &format!("{}/t/none:1", reg.addr)]);

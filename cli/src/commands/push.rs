@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use kiln_cache::layer::Compression;
 use kiln_cache::Store;
-use kiln_registry::{BlobEvent, ProgressFn};
+use kiln_registry::{BlobEvent, Client, ProgressFn};
 
 use super::display::store as open_store;
 use super::pull::{client, parse_reference, runtime, short_digest};
@@ -109,72 +109,176 @@ pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln
     };
     let client = client(opts.tls_verify, progress)?;
     let rt = runtime()?;
-    let layers = image.layers()?;
+    let memo = GzipMemo::new(store);
+    let job = PushJob {
+        store,
+        client: &client,
+        reference: &reference,
+        image: &image,
+        shown: &shown,
+        memo: &memo,
+        quiet: opts.quiet,
+    };
+    let (digest, size) = match rt.block_on(job.push(true)) {
+        Ok(done) => done,
+        // A remembered gzip digest the compressor no longer reproduces (another zlib
+        // version): forget those and compress everything afresh.
+        Err(e) if memo.used() => {
+            if !opts.quiet {
+                eprintln!("note: {e:#}; compressing every layer again");
+            }
+            memo.forget_used();
+            rt.block_on(job.push(false))?
+        }
+        Err(e) => return Err(e),
+    };
+    if !opts.quiet {
+        eprintln!("{tag}: digest: {digest} size: {size}");
+    }
+    Ok(digest)
+}
 
-    // Compress and upload the uncompressed layers (each once), several at a time.
-    let mut plain: Vec<kiln_cache::Digest> = Vec::new();
-    for (d, _, mt) in &layers {
-        match Compression::from_media_type(mt) {
-            Some(Compression::None) => {
-                if !plain.contains(d) {
-                    plain.push(d.clone());
-                }
-            }
-            _ => {
-                shown.lock().expect("shown lock").insert(d.to_string());
-            }
+/// Remembers, per plain layer, the digest and size of its parallel gzip once uploaded, so a
+/// later push names that blob without compressing (the registry's HEAD then says it exists).
+/// Kept as small files under `ROOT/push-gzip/`, outside the content store.
+struct GzipMemo {
+    dir: std::path::PathBuf,
+    used: Mutex<Vec<kiln_cache::Digest>>,
+}
+
+impl GzipMemo {
+    fn new(store: &Store) -> GzipMemo {
+        GzipMemo {
+            dir: store.root().join("push-gzip"),
+            used: Mutex::default(),
         }
     }
-    let concurrency = client.config().concurrency.max(1);
-    let compressed: HashMap<kiln_cache::Digest, (kiln_registry::Digest, u64)> = rt.block_on(
-        futures::stream::iter(plain.iter().map(|d| {
-            let (client, reference, store) = (&client, &reference, store.clone());
-            async move {
-                let pushed = client
-                    .push_blob_stream(reference, || gzip_stream(&store, d))
+
+    fn get(&self, plain: &kiln_cache::Digest) -> Option<(kiln_registry::Digest, u64)> {
+        let text = std::fs::read_to_string(self.dir.join(plain.hex())).ok()?;
+        let (digest, size) = text.trim().split_once(' ')?;
+        let found = (
+            kiln_registry::Digest::parse(digest).ok()?,
+            size.parse().ok()?,
+        );
+        self.used.lock().expect("memo lock").push(plain.clone());
+        Some(found)
+    }
+
+    fn put(&self, plain: &kiln_cache::Digest, gzip: &kiln_registry::Digest, size: u64) {
+        // Best effort: without the memo the next push compresses again, nothing worse.
+        let _ = std::fs::create_dir_all(&self.dir);
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}", plain.hex(), std::process::id()));
+        if std::fs::write(&tmp, format!("{gzip} {size}\n")).is_ok() {
+            let _ = std::fs::rename(&tmp, self.dir.join(plain.hex()));
+        }
+    }
+
+    fn used(&self) -> bool {
+        !self.used.lock().expect("memo lock").is_empty()
+    }
+
+    fn forget_used(&self) {
+        for d in self.used.lock().expect("memo lock").drain(..) {
+            let _ = std::fs::remove_file(self.dir.join(d.hex()));
+        }
+    }
+}
+
+/// One image push: its layers compressed as needed, then the manifest.
+struct PushJob<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    reference: &'a kiln_registry::Reference,
+    image: &'a kiln_cache::store::Image,
+    shown: &'a Mutex<HashSet<String>>,
+    memo: &'a GzipMemo,
+    quiet: bool,
+}
+
+impl PushJob<'_> {
+    /// Returns the manifest's digest and size.
+    async fn push(&self, use_memo: bool) -> Result<(kiln_registry::Digest, usize)> {
+        let source = RegistryStore::new(self.store.clone());
+        let layers = self.image.layers()?;
+        let mut compressed: HashMap<kiln_cache::Digest, (kiln_registry::Digest, u64)> =
+            HashMap::new();
+        let mut plain: Vec<kiln_cache::Digest> = Vec::new();
+        for (d, _, mt) in &layers {
+            if Compression::from_media_type(mt) != Some(Compression::None) {
+                self.shown.lock().expect("shown lock").insert(d.to_string());
+                continue;
+            }
+            if compressed.contains_key(d) || plain.contains(d) {
+                continue;
+            }
+            match self.memo.get(d).filter(|_| use_memo) {
+                Some((gz, size)) => {
+                    // The client HEADs it; if this registry lacks it, it is compressed again.
+                    source.serve_gzip(&gz, d.clone());
+                    self.shown
+                        .lock()
+                        .expect("shown lock")
+                        .insert(gz.to_string());
+                    compressed.insert(d.clone(), (gz, size));
+                }
+                None => plain.push(d.clone()),
+            }
+        }
+
+        // Compress and upload the remaining plain layers, several at a time.
+        let concurrency = self.client.config().concurrency.max(1);
+        let uploaded: Vec<(kiln_cache::Digest, (kiln_registry::Digest, u64))> =
+            futures::stream::iter(plain.iter().map(|d| async move {
+                let store = self.store.clone();
+                let pushed = self
+                    .client
+                    .push_blob_stream(self.reference, || gzip_stream(&store, d))
                     .await
                     .with_context(|| format!("pushing layer {d}"))?;
-                if !opts.quiet {
+                self.memo.put(d, &pushed.0, pushed.1);
+                if !self.quiet {
                     eprintln!("{}: Pushed", d.short());
                 }
                 anyhow::Ok((d.clone(), pushed))
-            }
-        }))
-        .buffer_unordered(concurrency)
-        .try_collect(),
-    )?;
+            }))
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        compressed.extend(uploaded);
 
-    // The manifest as stored, with each uncompressed layer swapped for its gzip blob.
-    let stored = store
-        .content()
-        .read_bytes(&image.manifest_digest, kiln_cache::image::MAX_JSON)?;
-    let media_type = image.manifest.media_type.clone();
-    let manifest_bytes = if compressed.is_empty() {
-        stored
-    } else {
-        let mut manifest: serde_json::Value = serde_json::from_slice(&stored)?;
-        let entries = manifest
-            .get_mut("layers")
-            .and_then(|l| l.as_array_mut())
-            .ok_or_else(|| anyhow!("manifest {} has no layers", image.manifest_digest))?;
-        for (entry, (d, _, _)) in entries.iter_mut().zip(&layers) {
-            if let Some((digest, size)) = compressed.get(d) {
-                entry["digest"] = serde_json::Value::from(digest.to_string());
-                entry["size"] = serde_json::Value::from(*size);
-                entry["mediaType"] = serde_json::Value::from(gzip_media_type(&media_type));
+        // The manifest as stored, with each uncompressed layer swapped for its gzip blob.
+        let stored = self
+            .store
+            .content()
+            .read_bytes(&self.image.manifest_digest, kiln_cache::image::MAX_JSON)?;
+        let media_type = self.image.manifest.media_type.clone();
+        let manifest_bytes = if compressed.is_empty() {
+            stored
+        } else {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&stored)?;
+            let entries = manifest
+                .get_mut("layers")
+                .and_then(|l| l.as_array_mut())
+                .ok_or_else(|| anyhow!("manifest {} has no layers", self.image.manifest_digest))?;
+            for (entry, (d, _, _)) in entries.iter_mut().zip(&layers) {
+                if let Some((digest, size)) = compressed.get(d) {
+                    entry["digest"] = serde_json::Value::from(digest.to_string());
+                    entry["size"] = serde_json::Value::from(*size);
+                    entry["mediaType"] = serde_json::Value::from(gzip_media_type(&media_type));
+                }
             }
-        }
-        serde_json::to_vec(&manifest)?
-    };
-
-    let source = RegistryStore::new(store.clone());
-    let digest = rt
-        .block_on(client.push(&reference, &source, &manifest_bytes, &media_type))
-        .with_context(|| format!("pushing {}", reference.familiar()))?;
-    if !opts.quiet {
-        eprintln!("{tag}: digest: {digest} size: {}", manifest_bytes.len());
+            serde_json::to_vec(&manifest)?
+        };
+        let digest = self
+            .client
+            .push(self.reference, &source, &manifest_bytes, &media_type)
+            .await
+            .with_context(|| format!("pushing {}", self.reference.familiar()))?;
+        Ok((digest, manifest_bytes.len()))
     }
-    Ok(digest)
 }
 
 #[cfg(test)]
