@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 pub struct RegistryStore {
     store: Store,
-    /// Repositories blobs were pulled from in this process (for cross-repository mounts).
-    sources: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Serializes updates of the repository lists.
+    sources: Arc<Mutex<()>>,
     /// gzip blobs served by compressing a stored plain blob again (gzip digest -> plain).
     gzip_of: Arc<Mutex<HashMap<String, kiln_cache::Digest>>>,
 }
@@ -36,6 +36,43 @@ impl RegistryStore {
             store,
             sources: Arc::default(),
             gzip_of: Arc::default(),
+        }
+    }
+
+    /// Where the repositories known to hold a blob are listed, one `host/path` a line: small
+    /// files outside the content store, so a later push can mount instead of upload.
+    fn sources_file(&self, digest: &kiln_registry::Digest) -> std::path::PathBuf {
+        self.store.root().join("blob-sources").join(format!(
+            "{}-{}",
+            digest.algorithm().name(),
+            digest.hex()
+        ))
+    }
+
+    /// Repositories (`host/path`) known to hold `digest`.
+    pub fn repositories(&self, digest: &kiln_registry::Digest) -> Vec<String> {
+        std::fs::read_to_string(self.sources_file(digest))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Notes that `repository` (`host/path`) holds `digest`. Best effort: a lost note only
+    /// costs an upload later.
+    pub fn remember_repository(&self, digest: &kiln_registry::Digest, repository: &str) {
+        let _guard = self.sources.lock().expect("sources lock");
+        let mut repos = self.repositories(digest);
+        if repos.iter().any(|r| r == repository) || repository.contains('\n') {
+            return;
+        }
+        repos.push(repository.to_string());
+        // Keep the newest few: mounts are tried in turn, and each costs a round trip.
+        let keep = repos.len().saturating_sub(8);
+        let path = self.sources_file(digest);
+        let Some(dir) = path.parent() else { return };
+        let _ = std::fs::create_dir_all(dir);
+        let tmp = dir.join(format!(".{}.{}.tmp", digest.hex(), std::process::id()));
+        if std::fs::write(&tmp, repos[keep..].join("\n") + "\n").is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
         }
     }
 
@@ -64,7 +101,6 @@ pub fn to_store_digest(d: &kiln_registry::Digest) -> Result<kiln_cache::Digest, 
 }
 
 /// The registry's digest for a store digest.
-#[cfg(test)]
 pub fn to_registry_digest(d: &kiln_cache::Digest) -> kiln_registry::Digest {
     kiln_registry::Digest::parse(&d.to_string()).expect("a store digest is a valid sha256 digest")
 }
@@ -102,11 +138,7 @@ impl BlobSink for RegistryStore {
     }
 
     fn record_source(&self, digest: &kiln_registry::Digest, repository: &str) {
-        let mut sources = self.sources.lock().expect("sources lock");
-        let list = sources.entry(digest.to_string()).or_default();
-        if !list.iter().any(|r| r == repository) {
-            list.push(repository.to_string());
-        }
+        self.remember_repository(digest, repository);
     }
 }
 
@@ -186,17 +218,11 @@ impl BlobSource for RegistryStore {
     }
 
     fn mount_candidates(&self, digest: &kiln_registry::Digest, registry: &str) -> Vec<String> {
-        let sources = self.sources.lock().expect("sources lock");
-        sources
-            .get(digest.as_str())
-            .map(|repos| {
-                repos
-                    .iter()
-                    .filter_map(|r| r.strip_prefix(registry)?.strip_prefix('/'))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.repositories(digest)
+            .iter()
+            .filter_map(|r| r.strip_prefix(registry)?.strip_prefix('/'))
+            .map(str::to_string)
+            .collect()
     }
 }
 

@@ -273,7 +273,7 @@ fn build_push_prune_pull_run_round_trip_and_from_pulls_on_demand() {
         "FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"
     ));
     let app = format!("{}/t/app:2", reg.addr);
-    builder.ok(&[
+    let out = builder.run(&[
         "build",
         "--progress=plain",
         "-t",
@@ -281,6 +281,11 @@ fn build_push_prune_pull_run_round_trip_and_from_pulls_on_demand() {
         "--push",
         ctx.path().to_str().unwrap(),
     ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The base layer came from t/base of the same registry: it is mounted, not uploaded.
+    assert!(err.contains(": Mounted from t/base"), "{err}");
+    assert!(err.contains("2: digest: sha256:"), "{err}");
     let manifest = skopeo_inspect(&app, true);
     for layer in manifest["layers"].as_array().unwrap() {
         assert!(

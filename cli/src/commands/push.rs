@@ -17,7 +17,7 @@ use kiln_registry::{BlobEvent, Client, ProgressFn};
 
 use super::display::store as open_store;
 use super::pull::{client, parse_reference, runtime, short_digest};
-use crate::registry_store::{gzip_stream, RegistryStore};
+use crate::registry_store::{gzip_stream, to_registry_digest, RegistryStore};
 use crate::Globals;
 
 /// Flags of `kiln push`.
@@ -277,6 +277,18 @@ impl PushJob<'_> {
             .push(self.reference, &source, &manifest_bytes, &media_type)
             .await
             .with_context(|| format!("pushing {}", self.reference.familiar()))?;
+        // Every blob the manifest names is now in this repository: a later push of an image
+        // sharing them to another repository of this registry mounts them.
+        let repository = format!("{}/{}", self.reference.domain(), self.reference.path());
+        let config = to_registry_digest(&self.image.id);
+        source.remember_repository(&config, &repository);
+        for (d, _, _) in &layers {
+            let blob = match compressed.get(d) {
+                Some((gz, _)) => gz.clone(),
+                None => to_registry_digest(d),
+            };
+            source.remember_repository(&blob, &repository);
+        }
         Ok((digest, manifest_bytes.len()))
     }
 }
