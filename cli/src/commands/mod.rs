@@ -10,6 +10,7 @@ pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod layer_progress;
 pub mod lint;
 pub mod load;
 pub mod login;

@@ -8,6 +8,7 @@ use kiln_cache::Store;
 use kiln_registry::{BlobEvent, Client, ClientConfig, Platform, ProgressFn, Reference};
 
 use super::display::store as open_store;
+use super::layer_progress::LayerLines;
 use crate::registry_store::{to_store_digest, RegistryStore};
 use crate::Globals;
 
@@ -117,16 +118,20 @@ pub fn pull_image(store: &Store, input: &str, opts: &PullOptions) -> Result<Pull
             reference.manifest_reference(),
             reference.path()
         );
-        Some(Arc::new(|digest, event| {
+        let lines = LayerLines::new();
+        Some(Arc::new(move |digest, event| {
             let short = short_digest(digest.as_str());
             match event {
-                BlobEvent::Waiting { .. } => eprintln!("{short}: Pulling fs layer"),
-                BlobEvent::Exists => eprintln!("{short}: Already exists"),
+                BlobEvent::Waiting { .. } => lines.status(short, "Pulling fs layer"),
+                BlobEvent::Exists => lines.status(short, "Already exists"),
                 BlobEvent::Retrying {
                     attempt, reason, ..
-                } => eprintln!("{short}: Retrying (attempt {attempt}): {reason}"),
-                BlobEvent::Done => eprintln!("{short}: Pull complete"),
-                BlobEvent::Mounted { .. } | BlobEvent::Transferring { .. } => {}
+                } => lines.status(short, &format!("Retrying (attempt {attempt}): {reason}")),
+                BlobEvent::Transferring { done, total } => {
+                    lines.bytes(short, "Downloading", *done, *total)
+                }
+                BlobEvent::Done => lines.status(short, "Pull complete"),
+                BlobEvent::Mounted { .. } => {}
             }
         }))
     };

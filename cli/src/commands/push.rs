@@ -16,6 +16,7 @@ use kiln_cache::Store;
 use kiln_registry::{BlobEvent, Client, ProgressFn};
 
 use super::display::store as open_store;
+use super::layer_progress::LayerLines;
 use super::pull::{client, parse_reference, runtime, short_digest};
 use crate::registry_store::{gzip_stream, to_registry_digest, RegistryStore};
 use crate::Globals;
@@ -87,26 +88,29 @@ pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln
 
     // Layers the client pushes from the store (already compressed): these get progress lines.
     let shown: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let progress: Option<ProgressFn> = if opts.quiet {
-        None
-    } else {
+    let lines = (!opts.quiet).then(|| Arc::new(LayerLines::new()));
+    let progress: Option<ProgressFn> = lines.clone().map(|lines| {
         let shown = Arc::clone(&shown);
-        Some(Arc::new(move |digest, event| {
+        let progress: ProgressFn = Arc::new(move |digest, event| {
             if !shown.lock().expect("shown lock").contains(digest.as_str()) {
                 return;
             }
             let short = short_digest(digest.as_str());
             match event {
-                BlobEvent::Exists => eprintln!("{short}: Layer already exists"),
-                BlobEvent::Mounted { from } => eprintln!("{short}: Mounted from {from}"),
-                BlobEvent::Done => eprintln!("{short}: Pushed"),
+                BlobEvent::Exists => lines.status(short, "Layer already exists"),
+                BlobEvent::Mounted { from } => lines.status(short, &format!("Mounted from {from}")),
+                BlobEvent::Done => lines.status(short, "Pushed"),
                 BlobEvent::Retrying {
                     attempt, reason, ..
-                } => eprintln!("{short}: Retrying (attempt {attempt}): {reason}"),
-                BlobEvent::Waiting { .. } | BlobEvent::Transferring { .. } => {}
+                } => lines.status(short, &format!("Retrying (attempt {attempt}): {reason}")),
+                BlobEvent::Transferring { done, total } => {
+                    lines.bytes(short, "Pushing", *done, *total)
+                }
+                BlobEvent::Waiting { .. } => lines.transient(short, "Waiting"),
             }
-        }))
-    };
+        });
+        progress
+    });
     let client = client(opts.tls_verify, progress)?;
     let rt = runtime()?;
     let memo = GzipMemo::new(store);
@@ -117,7 +121,7 @@ pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln
         image: &image,
         shown: &shown,
         memo: &memo,
-        quiet: opts.quiet,
+        lines: lines.as_deref(),
     };
     let (digest, size) = match rt.block_on(job.push(true)) {
         Ok(done) => done,
@@ -195,7 +199,7 @@ struct PushJob<'a> {
     image: &'a kiln_cache::store::Image,
     shown: &'a Mutex<HashSet<String>>,
     memo: &'a GzipMemo,
-    quiet: bool,
+    lines: Option<&'a LayerLines>,
 }
 
 impl PushJob<'_> {
@@ -233,14 +237,17 @@ impl PushJob<'_> {
         let uploaded: Vec<(kiln_cache::Digest, (kiln_registry::Digest, u64))> =
             futures::stream::iter(plain.iter().map(|d| async move {
                 let store = self.store.clone();
+                if let Some(lines) = self.lines {
+                    lines.transient(d.short(), "Pushing");
+                }
                 let pushed = self
                     .client
                     .push_blob_stream(self.reference, || gzip_stream(&store, d))
                     .await
                     .with_context(|| format!("pushing layer {d}"))?;
                 self.memo.put(d, &pushed.0, pushed.1);
-                if !self.quiet {
-                    eprintln!("{}: Pushed", d.short());
+                if let Some(lines) = self.lines {
+                    lines.status(d.short(), "Pushed");
                 }
                 anyhow::Ok((d.clone(), pushed))
             }))
