@@ -6,6 +6,7 @@
 
 mod commands;
 mod progress;
+mod registry_store;
 mod root;
 
 use std::path::PathBuf;
@@ -84,6 +85,10 @@ enum Command {
     Login(commands::login::Args),
     /// Log out from a registry (removes its stored credentials).
     Logout(commands::logout::Args),
+    /// Download an image from a registry.
+    Pull(commands::pull::Args),
+    /// Upload an image to a registry.
+    Push(commands::push::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -127,6 +132,8 @@ fn main() -> ExitCode {
         Command::Volume(args) => commands::volume::run(&globals, args),
         Command::Login(args) => commands::login::run(args),
         Command::Logout(args) => commands::logout::run(args),
+        Command::Pull(args) => commands::pull::run(&globals, args),
+        Command::Push(args) => commands::push::run(&globals, args),
     };
     match result {
         Ok(code) => code,

@@ -76,10 +76,13 @@ pub struct Args {
     /// `type=oci|docker,dest=FILE` (default: the local store).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     outputs: Vec<String>,
-    /// Always check for a newer base image (kiln resolves bases in its local
-    /// store until registries land; accepted for compatibility).
+    /// Always check the registry for a newer base image (bases missing from the
+    /// local store are pulled either way).
     #[arg(long)]
     pull: bool,
+    /// Push each `-t` tag to its registry after the build.
+    #[arg(long)]
+    push: bool,
 }
 
 /// Runs the build and exports its result.
@@ -138,7 +141,10 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
     let mut images = HashMap::new();
     for reference in plan.images() {
-        images.insert(reference.clone(), resolve_image(&store, reference)?);
+        images.insert(
+            reference.clone(),
+            resolve_image(&store, reference, args.pull, args.quiet)?,
+        );
     }
     let build = plan.convert(&images).map_err(|e| anyhow!("{e}"))?;
     let _lease = store.lease(&format!("build-{}", std::process::id()))?;
@@ -233,6 +239,15 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
                 "naming to {} done",
                 kiln_cache::image::normalize_name(t).unwrap_or_else(|_| t.clone())
             );
+        }
+    }
+    if args.push {
+        for t in &args.tags {
+            let opts = super::push::PushOptions {
+                tls_verify: true,
+                quiet: args.quiet || mode == Mode::Quiet,
+            };
+            super::push::push_image(&store, t, &opts).with_context(|| format!("pushing {t}"))?;
         }
     }
     if let Some(path) = &args.iidfile {
@@ -389,15 +404,37 @@ fn write_output(store: &Store, spec: &str, manifest: &kiln_cache::Digest) -> Res
     Ok(())
 }
 
-/// An image from the local store, as the front end needs it.
-fn resolve_image(store: &Store, reference: &str) -> Result<ResolvedImage> {
-    let image = store.image(reference).map_err(|e| match e {
-        kiln_cache::Error::ImageNotFound(_) => anyhow!(
-            "{reference}: image not found in the local store (kiln resolves FROM in its store: \
-             `kiln load`, `kiln import` or `kiln pull` it first)"
-        ),
-        e => anyhow!(e),
-    })?;
+/// An image from the local store, as the front end needs it: pulled first when the store
+/// lacks it, or always with `--pull`.
+fn resolve_image(
+    store: &Store,
+    reference: &str,
+    always_pull: bool,
+    quiet: bool,
+) -> Result<ResolvedImage> {
+    let pull = || {
+        let opts = super::pull::PullOptions {
+            platform: kiln_registry::Platform::host(),
+            tls_verify: true,
+            quiet,
+        };
+        super::pull::pull_image(store, reference, &opts).with_context(|| {
+            format!("FROM {reference}: not in the local store, and the pull failed")
+        })
+    };
+    let image = if always_pull {
+        let pulled = pull()?;
+        store.load_image(&pulled.manifest_digest, pulled.name.into_iter().collect())?
+    } else {
+        match store.image(reference) {
+            Ok(image) => image,
+            Err(kiln_cache::Error::ImageNotFound(_)) => {
+                let pulled = pull()?;
+                store.load_image(&pulled.manifest_digest, pulled.name.into_iter().collect())?
+            }
+            Err(e) => return Err(anyhow!(e)),
+        }
+    };
     let config: ImageConfig = serde_json::from_slice(&image.config_raw)
         .with_context(|| format!("{reference}: reading its image config"))?;
     Ok(ResolvedImage {
