@@ -22,6 +22,18 @@ use crate::op::{
 /// The PATH BuildKit gives a Linux stage whose base sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+impl StageCx {
+    /// The working directory RUN, COPY and relative paths use (`/` when unset).
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
 /// What a finished stage hands to stages built on it.
 #[derive(Debug, Clone)]
 pub(super) struct StageResult {
@@ -387,12 +399,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             Command::Arg(arg) => self.arg(cx, inst, arg),
             Command::Workdir(w) => {
                 let p = self.expand(inst, &w.value.value, w.value.span, &cx.env)?;
-                let current = cx
-                    .config
-                    .config
-                    .working_dir
-                    .clone()
-                    .unwrap_or_else(|| "/".into());
+                let current = cx.workdir();
                 let wd = paths::workdir(&current, &p);
                 self.change(cx, ConfigChange::Workdir(wd.clone()));
                 let layer = wd != "/";
@@ -677,13 +684,7 @@ impl<'p, 'a> Converter<'p, 'a> {
         let op = Op::Exec(ExecOp {
             args: args.clone(),
             env: cx.env.to_list(),
-            cwd: cx
-                .config
-                .config
-                .working_dir
-                .clone()
-                .filter(|w| !w.is_empty())
-                .unwrap_or_else(|| "/".into()),
+            cwd: cx.workdir(),
             user: cx.config.config.user.clone().unwrap_or_default(),
             network,
             security,
@@ -730,12 +731,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             }
         };
         let (mode_or, uid, gid) = (m.mode.clone(), num(&m.uid, 0, 10)?, num(&m.gid, 0, 10)?);
-        let workdir = cx
-            .config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let workdir = cx.workdir();
         let abs_target = |t: Option<String>| -> Result<String> {
             let t = t.ok_or_else(|| self.err(inst, None, "mount is missing target="))?;
             Ok(paths::workdir(&workdir, &t))
@@ -905,12 +901,7 @@ impl<'p, 'a> Converter<'p, 'a> {
         source: VertexId,
         spec: CopySpec<'_>,
     ) -> Result<()> {
-        let workdir = cx
-            .config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let workdir = cx.workdir();
         let dest_raw = self.expand(inst, &spec.dest.value, spec.dest.span, &cx.env)?;
         let dest = paths::dest(&workdir, &dest_raw);
         let chown = spec
