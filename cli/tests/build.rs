@@ -260,3 +260,37 @@ fn no_mount_or_rootfs_is_left_after_builds() {
     let check = k.cmd().args(["system", "check"]).output().unwrap();
     assert!(check.status.success(), "{}", log(&check));
 }
+
+#[test]
+fn explain_cache_says_which_file_arg_or_parent_changed() {
+    let k = Kiln::new();
+    let df = "FROM busybox\nARG V=1\nCOPY data.txt /d\nRUN echo $V > /v\n";
+    let ctx = context(&[("Dockerfile", df), ("data.txt", "one")]);
+    let explain = |args: &[&str]| {
+        let mut all = vec!["--explain-cache"];
+        all.extend_from_slice(args);
+        let out = k.build(ctx.path(), &all);
+        assert!(out.status.success(), "{}", log(&out));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let first = explain(&[]);
+    assert!(
+        first.contains("[3/4] COPY data.txt /d: cache miss: no earlier build of this step"),
+        "{first}"
+    );
+    std::fs::write(ctx.path().join("data.txt"), "two").unwrap();
+    let second = explain(&[]);
+    assert!(
+        second.contains(
+            "[3/4] COPY data.txt /d: cache miss: the build context files it reads changed"
+        ),
+        "{second}"
+    );
+    assert!(
+        second.contains("[4/4] RUN echo $V > /v: cache miss: the step before it changed"),
+        "{second}"
+    );
+    let third = explain(&["--build-arg", "V=2"]);
+    assert!(!third.contains("COPY data.txt /d: cache miss"), "{third}");
+    assert!(third.contains("[4/4] RUN echo $V > /v: cache miss: the instruction changed: exec.env[1] \"V=1\" -> \"V=2\""), "{third}");
+}

@@ -151,6 +151,8 @@ pub struct Solved<T> {
     pub output: T,
     /// Key records of the vertices the target needed, by vertex.
     pub keys: HashMap<VertexId, KeyRecord>,
+    /// The vertices that ran (missed the cache), in the order they started.
+    pub ran: Vec<VertexId>,
 }
 
 /// One result per cache key, computed once and awaited by every vertex with that key.
@@ -167,6 +169,8 @@ struct Run<W: Worker> {
     tasks: Mutex<JoinSet<()>>,
     /// Vertices already reported as started or cached.
     announced: Mutex<std::collections::HashSet<VertexId>>,
+    /// Vertices that ran, in start order.
+    ran: Mutex<Vec<VertexId>>,
 }
 
 /// Builds `target` of `graph` with `worker`.
@@ -186,6 +190,7 @@ pub async fn solve<W: Worker>(
         options,
         tasks: Mutex::new(JoinSet::new()),
         announced: Mutex::new(std::collections::HashSet::new()),
+        ran: Mutex::new(Vec::new()),
     });
     let result = Arc::clone(&run).resolve(target).await;
     // Success or failure, nothing started for this solve may outlive it.
@@ -194,7 +199,8 @@ pub async fn solve<W: Worker>(
     while tasks.join_next().await.is_some() {}
     let output = result?;
     let keys = run.keys.clone();
-    Ok(Solved { output, keys })
+    let ran = run.ran.lock().expect("ran lock").clone();
+    Ok(Solved { output, keys, ran })
 }
 
 /// Keys of every vertex `target` needs, inputs before their readers. Content
@@ -292,6 +298,7 @@ impl<W: Worker> Run<W> {
         let inputs = self.inputs_of(id).await?;
         let _permit = self.jobs.acquire().await.expect("semaphore never closed");
         self.announce(id);
+        self.ran.lock().expect("ran lock").push(id);
         self.emit(Event::Started { vertex: id });
         let started = Instant::now();
         match self.worker.execute(&self.graph, id, record, inputs).await {
@@ -594,10 +601,15 @@ mod tests {
             no_cache: true,
             ..Default::default()
         };
-        solve(Arc::new(g), step, Arc::clone(&w), options)
+        let solved = solve(Arc::new(g), step, Arc::clone(&w), options)
             .await
             .unwrap();
         assert_eq!(w.executed.lock().unwrap().len(), 4);
+        assert_eq!(
+            solved.ran,
+            [base, step],
+            "ran lists what missed, in start order"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

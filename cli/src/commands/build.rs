@@ -76,6 +76,10 @@ pub struct Args {
     /// `type=oci|docker,dest=FILE` (default: the local store).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     outputs: Vec<String>,
+    /// After the build, tell for each step that ran why its cache missed
+    /// (which field, parent step or context files changed since the last build).
+    #[arg(long)]
+    explain_cache: bool,
     /// Always check the registry for a newer base image (bases missing from the
     /// local store are pulled either way).
     #[arg(long)]
@@ -223,6 +227,12 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         }
     };
 
+    let explanations = explain_cache(&store, &context, &graph, &solved);
+    if args.explain_cache {
+        for line in explanations {
+            eprintln!("{line}");
+        }
+    }
     if !build.unused_build_args.is_empty() && !args.quiet {
         eprintln!(
             "[Warning] One or more build-args {:?} were not consumed",
@@ -339,6 +349,77 @@ fn export(
         manifest_digest: manifest.to_string(),
         config_digest: config_digest.to_string(),
     })
+}
+
+/// Why each step that ran missed the cache, against the record the same
+/// step (same context, Dockerfile, stage and line) left in the previous
+/// build; and the records for the next build to compare with.
+fn explain_cache(
+    store: &Store,
+    context: &Path,
+    graph: &kiln_solver::graph::Graph,
+    solved: &scheduler::Solved<Output>,
+) -> Vec<String> {
+    let context = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+    let step_key = |id: kiln_solver::graph::VertexId| -> Option<String> {
+        let origin = graph.vertex(id).origin.as_ref()?;
+        let identity = format!(
+            "{}\0{}\0{}\0{}",
+            context.display(),
+            origin.file,
+            origin.stage,
+            origin.line
+        );
+        Some(format!("explain:{}", short_hash(identity.as_bytes())))
+    };
+    let mut lines = Vec::new();
+    for &id in &solved.ran {
+        let (Some(key), Some(now)) = (step_key(id), solved.keys.get(&id)) else {
+            continue;
+        };
+        let name = &graph.vertex(id).name;
+        let previous = store
+            .cache_get(&key)
+            .ok()
+            .flatten()
+            .and_then(|r| serde_json::from_value::<kiln_solver::key::KeyRecord>(r.value).ok());
+        let why = match previous {
+            None => vec!["no earlier build of this step".to_string()],
+            Some(prev) if prev.key == now.key => {
+                vec!["its result was no longer in the cache".to_string()]
+            }
+            Some(prev) => now
+                .dirty_reasons(&prev)
+                .iter()
+                .map(|r| match r {
+                    kiln_solver::key::DirtyReason::Content { .. } => {
+                        "the build context files it reads changed".to_string()
+                    }
+                    other => other.to_string(),
+                })
+                .collect(),
+        };
+        lines.push(format!("{name}: cache miss: {}", why.join("; ")));
+    }
+    // The records only hold what was hashed (ops and digests): no file
+    // content and no secret value, which never enter an op.
+    for (&id, record) in &solved.keys {
+        if let (Some(key), Ok(value)) = (step_key(id), serde_json::to_value(record)) {
+            let rec = kiln_cache::metadata::CacheRecord {
+                blobs: Vec::new(),
+                snapshots: Vec::new(),
+                value,
+                created: 0,
+                last_used: 0,
+            };
+            let _ = store.cache_put(&key, &rec);
+        }
+    }
+    lines
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    kiln_cache::Digest::of(bytes).hex()[..32].to_string()
 }
 
 /// `--output type=...,dest=...`.
