@@ -294,3 +294,46 @@ fn explain_cache_says_which_file_arg_or_parent_changed() {
     assert!(!third.contains("COPY data.txt /d: cache miss"), "{third}");
     assert!(third.contains("[4/4] RUN echo $V > /v: cache miss: the instruction changed: exec.env[1] \"V=1\" -> \"V=2\""), "{third}");
 }
+
+#[test]
+fn concurrent_builds_on_one_root_succeed_and_share_the_cache() {
+    let k = Kiln::new();
+    let one = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo shared > /s\nRUN echo one > /one\n",
+    )]);
+    let two = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo shared > /s\nRUN echo two > /two\n",
+    )]);
+    let spawn = |ctx: &Path, tag: &str| {
+        k.cmd()
+            .args(["build", "--progress=plain", "--network", "none", "-t", tag])
+            .arg(ctx)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(one.path(), "one:1"), spawn(two.path(), "two:1"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", log(&out));
+    }
+    assert_eq!(k.run("one:1", &["cat", "/s", "/one"]), "shared\none\n");
+    assert_eq!(k.run("two:1", &["cat", "/s", "/two"]), "shared\ntwo\n");
+    // Whichever build wrote the shared step, a third build reuses it.
+    let three = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo shared > /s\nRUN echo three > /t\n",
+    )]);
+    let out = k.build(three.path(), &["-t", "three:1"]);
+    assert_eq!(
+        cached_steps(&out),
+        ["[2/3] RUN echo shared > /s"],
+        "{}",
+        log(&out)
+    );
+    let check = k.cmd().args(["system", "check"]).output().unwrap();
+    assert!(check.status.success(), "{}", log(&check));
+}
