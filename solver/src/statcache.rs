@@ -103,6 +103,14 @@ impl StatCache {
         Ok(())
     }
 
+    /// The content hash of every cached file, by relative path.
+    pub fn hashes(&self) -> HashMap<String, [u8; 32]> {
+        self.entries
+            .iter()
+            .map(|(k, (_, h))| (k.clone(), *h))
+            .collect()
+    }
+
     /// Number of cached files.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -205,10 +205,16 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             }
             printer.finish(started.elapsed());
         });
-        let solved =
-            scheduler::solve(Arc::clone(&graph), target, Arc::new(worker), solve_options).await;
-        // The worker and the solve hold the last senders: once they are
-        // dropped the printer drains and stops.
+        let solved = scheduler::solve(
+            Arc::clone(&graph),
+            target,
+            Arc::new(Arc::clone(&worker)),
+            solve_options,
+        )
+        .await;
+        // The worker (kept for --explain-cache) and the solve held the last
+        // senders: with both gone the printer drains and stops.
+        worker.close_events();
         let _ = printer.await;
         solved
     });
@@ -227,7 +233,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         }
     };
 
-    let explanations = explain_cache(&store, &context, &graph, &solved);
+    let explanations = explain_cache(&store, &context, &graph, &solved, &worker);
     if args.explain_cache {
         for line in explanations {
             eprintln!("{line}");
@@ -359,6 +365,7 @@ fn explain_cache(
     context: &Path,
     graph: &kiln_solver::graph::Graph,
     solved: &scheduler::Solved<Output>,
+    worker: &LocalWorker,
 ) -> Vec<String> {
     let context = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
     let step_key = |id: kiln_solver::graph::VertexId| -> Option<String> {
@@ -393,7 +400,15 @@ fn explain_cache(
                 .iter()
                 .map(|r| match r {
                     kiln_solver::key::DirtyReason::Content { .. } => {
-                        "the build context files it reads changed".to_string()
+                        let files = worker.changed_context_files(graph, id);
+                        match files.len() {
+                            0 => "the build context files it reads changed".to_string(),
+                            n if n <= 10 => format!("context files changed: {}", files.join(", ")),
+                            n => format!(
+                                "{n} context files changed: {}, ...",
+                                files[..10].join(", ")
+                            ),
+                        }
                     }
                     other => other.to_string(),
                 })

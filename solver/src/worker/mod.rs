@@ -141,7 +141,12 @@ pub struct LocalWorker {
     store: Store,
     options: WorkerOptions,
     context_index: Mutex<Option<Arc<ContextIndex>>>,
-    events: Option<mpsc::UnboundedSender<Event>>,
+    /// Context files whose content differs from the previous scan of this
+    /// context (from the stat cache), for `--explain-cache`.
+    context_changes: Mutex<Vec<String>>,
+    /// Where RUN output goes; taken by [`LocalWorker::close_events`] so a
+    /// progress reader can see the end of the stream.
+    events: Mutex<Option<mpsc::UnboundedSender<Event>>>,
     build_id: String,
     steps: std::sync::atomic::AtomicUsize,
 }
@@ -164,10 +169,40 @@ impl LocalWorker {
             store,
             options,
             context_index: Mutex::new(None),
-            events,
+            context_changes: Mutex::new(Vec::new()),
+            events: Mutex::new(events),
             build_id,
             steps: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Context files that vertex `id` reads and whose content changed since
+    /// the previous build of this context (empty when unknown).
+    pub fn changed_context_files(&self, graph: &Graph, id: VertexId) -> Vec<String> {
+        let changes = self.context_changes.lock().expect("context changes lock");
+        let vertex = graph.vertex(id);
+        (0..vertex.inputs.len())
+            .filter(|&i| {
+                matches!(
+                    graph.vertex(vertex.inputs[i]).op,
+                    Op::Source(SourceOp::Local { .. })
+                )
+            })
+            .flat_map(|i| {
+                let prefixes = context_prefixes(graph, id, i);
+                changes
+                    .iter()
+                    .filter(move |p| under_any(p, &prefixes))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Drops the worker's progress sender: once the solve's is gone too, the
+    /// reader sees the end of the event stream.
+    pub fn close_events(&self) {
+        self.events.lock().expect("events lock").take();
     }
 
     /// The store this worker writes to.
@@ -181,7 +216,7 @@ impl LocalWorker {
     }
 
     fn log(&self, vertex: VertexId, stream: u8, data: Vec<u8>) {
-        if let Some(tx) = &self.events {
+        if let Some(tx) = self.events.lock().expect("events lock").as_ref() {
             let _ = tx.send(Event::Log {
                 vertex,
                 stream,
@@ -213,7 +248,19 @@ impl LocalWorker {
                 Some(_) => Walk::Include,
             }
         };
+        let before = cache.hashes();
         let (index, _stats) = ContextIndex::scan(&self.options.context, &filter, &mut cache)?;
+        if !before.is_empty() {
+            let after = cache.hashes();
+            let mut changed: Vec<String> = after
+                .iter()
+                .filter(|(p, h)| before.get(*p) != Some(*h))
+                .map(|(p, _)| p.clone())
+                .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
+                .collect();
+            changed.sort();
+            *self.context_changes.lock().expect("context changes lock") = changed;
+        }
         // The stat cache only saves work; failing to write it is not a build error.
         let _ = cache.save(&cache_file);
         let index = Arc::new(index);
@@ -374,46 +421,11 @@ impl Worker for Arc<LocalWorker> {
         if !matches!(source.op, Op::Source(SourceOp::Local { .. })) {
             return Ok(None);
         }
-        // The prefixes of the context this vertex reads from that input; a
-        // wildcard reads everything under the directory before it. Reading
-        // more than needed only costs cache hits, never correctness.
-        let mut prefixes: Vec<String> = Vec::new();
-        match &vertex.op {
-            Op::File(f) => {
-                for a in &f.actions {
-                    if let FileAction::Copy(c) = a {
-                        if c.input == input {
-                            prefixes.extend(
-                                c.sources
-                                    .iter()
-                                    .map(|s| literal_prefix(&crate::frontend::paths::source(s))),
-                            );
-                        }
-                    }
-                }
-            }
-            Op::Exec(e) => {
-                for m in &e.mounts {
-                    if let crate::op::MountKind::Bind {
-                        input: i, source, ..
-                    } = &m.kind
-                    {
-                        if *i == input {
-                            prefixes.push(literal_prefix(&crate::frontend::paths::source(source)));
-                        }
-                    }
-                }
-            }
-            Op::Source(_) => {}
-        }
+        let prefixes = context_prefixes(graph, id, input);
         let this = Arc::clone(self);
         let digest = tokio::task::spawn_blocking(move || -> Result<CacheKey, WorkerError> {
             let index = this.context_index()?;
-            Ok(index.digest_where(|e| {
-                prefixes
-                    .iter()
-                    .any(|p| p.is_empty() || e.path == *p || e.path.starts_with(&format!("{p}/")))
-            }))
+            Ok(index.digest_where(|e| under_any(&e.path, &prefixes)))
         })
         .await
         .map_err(|e| WorkerError::Other(format!("hashing the context: {e}")))??;
@@ -457,6 +469,45 @@ impl Worker for Arc<LocalWorker> {
         .await
         .map_err(|e| WorkerError::Other(format!("step panicked or was cancelled: {e}")))?
     }
+}
+
+/// The prefixes of the context vertex `id` reads through its input `input`;
+/// a wildcard reads everything under the directory before it. Reading more
+/// than needed only costs cache hits, never correctness.
+fn context_prefixes(graph: &Graph, id: VertexId, input: usize) -> Vec<String> {
+    let prefix = |s: &str| literal_prefix(&crate::frontend::paths::source(s));
+    let mut prefixes = Vec::new();
+    match &graph.vertex(id).op {
+        Op::File(f) => {
+            for a in &f.actions {
+                if let FileAction::Copy(c) = a {
+                    if c.input == input {
+                        prefixes.extend(c.sources.iter().map(|s| prefix(s)));
+                    }
+                }
+            }
+        }
+        Op::Exec(e) => {
+            for m in &e.mounts {
+                if let crate::op::MountKind::Bind {
+                    input: i, source, ..
+                } = &m.kind
+                {
+                    if *i == input {
+                        prefixes.push(prefix(source));
+                    }
+                }
+            }
+        }
+        Op::Source(_) => {}
+    }
+    prefixes
+}
+
+fn under_any(path: &str, prefixes: &[String]) -> bool {
+    prefixes
+        .iter()
+        .any(|p| p.is_empty() || path == p || path.starts_with(&format!("{p}/")))
 }
 
 /// The part of a source path before its first wildcard component, without
