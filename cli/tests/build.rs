@@ -335,3 +335,23 @@ fn concurrent_builds_on_one_root_succeed_and_share_the_cache() {
     let check = k.cmd().args(["system", "check"]).output().unwrap();
     assert!(check.status.success(), "{}", log(&check));
 }
+
+/// 80 layers: the overlay's lower dirs no longer fit in one page of mount options, which once
+/// failed with ENOENT at about 40. RUN, COPY from the deep stage, and `kiln run` all stack them.
+#[test]
+fn an_image_with_80_layers_builds_copies_and_runs() {
+    let k = Kiln::new();
+    let mut df = String::from("FROM busybox AS deep\n");
+    for i in 0..80 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    df.push_str("RUN cat /f0 /f79 > /ends\n");
+    df.push_str("FROM busybox\nCOPY --from=deep /ends /f40 /\n");
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = k.build(ctx.path(), &["--target", "deep", "-t", "deep:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("deep:1", &["cat", "/ends"]), "0\n79\n");
+    let out = k.build(ctx.path(), &["-t", "shallow:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("shallow:1", &["cat", "/ends", "/f40"]), "0\n79\n40\n");
+}

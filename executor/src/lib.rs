@@ -23,6 +23,7 @@ pub mod image;
 pub mod launch;
 pub mod mounts;
 pub mod network;
+pub mod overlay;
 pub mod proxy;
 pub mod pty;
 pub mod rootfs;

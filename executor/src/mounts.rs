@@ -85,37 +85,20 @@ pub fn mount_rootfs(rootfs: &Rootfs, target: &Path, sync_upper: bool) -> Result<
             upper,
             work,
         } => {
-            let lower: Vec<String> = lowers.iter().map(|l| escape_overlay(l)).collect();
-            let mut opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.join(":"),
-                escape_overlay(upper),
-                escape_overlay(work)
-            );
-            if !sync_upper {
-                opts.push_str(",volatile");
-            }
-            sys(
-                || format!("mount overlay on {} ({opts})", target.display()),
-                mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    MsFlags::MS_NODEV,
-                    Some(opts.as_str()),
-                ),
-            )?;
+            let overlay = crate::overlay::Overlay {
+                lowers,
+                upper: Some((upper, work)),
+                volatile: !sync_upper,
+                readonly: false,
+                nodev: true,
+            };
+            crate::overlay::mount_overlay(&overlay, target).map_err(|e| Error::Io {
+                path: target.to_path_buf(),
+                source: e,
+            })?;
         }
     }
     Ok(())
-}
-
-/// overlayfs splits its options on `,` and lowerdir on `:`; backslash escapes them.
-fn escape_overlay(p: &Path) -> String {
-    p.to_string_lossy()
-        .replace('\\', "\\\\")
-        .replace(':', "\\:")
-        .replace(',', "\\,")
 }
 
 fn remount_ro(target: &Path) -> Result<()> {
@@ -560,12 +543,6 @@ pub fn enter_cwd(cwd: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overlay_options_escape_separators() {
-        assert_eq!(escape_overlay(Path::new("/a:b,c\\d")), "/a\\:b\\,c\\\\d");
-        assert_eq!(escape_overlay(Path::new("/plain/dir")), "/plain/dir");
-    }
 
     #[test]
     fn masked_and_read_only_paths_are_runcs() {

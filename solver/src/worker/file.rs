@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_executor::overlay::{mount_overlay, Overlay};
 use kiln_executor::spec::Rootfs;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -97,15 +98,15 @@ fn apply_in_private_namespace(
                     )
                     .map_err(|e| sys("bind a source stage", e))?,
                     _ => {
-                        let lower = join_lowers(&lowers);
-                        mount(
-                            Some("overlay"),
-                            &view,
-                            Some("overlay"),
-                            MsFlags::MS_RDONLY,
-                            Some(format!("lowerdir={lower}").as_str()),
-                        )
-                        .map_err(|e| sys("mount a source stage", e))?
+                        let overlay = Overlay {
+                            lowers: &lowers,
+                            upper: None,
+                            volatile: false,
+                            readonly: true,
+                            nodev: false,
+                        };
+                        mount_overlay(&overlay, &view)
+                            .map_err(|e| WorkerError::Other(format!("mount a source stage: {e}")))?
                     }
                 }
                 roots.push((view, false));
@@ -131,14 +132,6 @@ fn apply_in_private_namespace(
     fileop::apply(&env, &op.actions).map_err(|e| WorkerError::File(e.to_string()))
 }
 
-fn join_lowers(lowers: &[PathBuf]) -> String {
-    lowers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn mount_rootfs(rootfs: &Rootfs, at: &Path) -> Result<(), WorkerError> {
     let Rootfs::Overlay {
         lowers,
@@ -150,18 +143,13 @@ fn mount_rootfs(rootfs: &Rootfs, at: &Path) -> Result<(), WorkerError> {
             "file operations need an overlay rootfs".into(),
         ));
     };
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        join_lowers(lowers),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        at,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(opts.as_str()),
-    )
-    .map_err(|e| WorkerError::Other(format!("mount the step's overlay: {e}")))
+    let overlay = Overlay {
+        lowers,
+        upper: Some((upper, work)),
+        volatile: false,
+        readonly: false,
+        nodev: false,
+    };
+    mount_overlay(&overlay, at)
+        .map_err(|e| WorkerError::Other(format!("mount the step's overlay: {e}")))
 }

@@ -6,6 +6,7 @@
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use kiln_executor::overlay::{mount_overlay, Overlay};
 use kiln_executor::spec::{CacheSharing as RtSharing, MountSpec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -185,21 +186,10 @@ impl StepMounts {
         let base = self.scratch.join(format!("view-{n}-{}", self.views.len()));
         let merged = base.join("merged");
         std::fs::create_dir_all(&merged)?;
-        let lower = lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
-        let mut opts = format!("lowerdir={lower}");
+        let (upper, work) = (base.join("upper"), base.join("work"));
         if writable {
-            let (upper, work) = (base.join("upper"), base.join("work"));
             std::fs::create_dir_all(&upper)?;
             std::fs::create_dir_all(&work)?;
-            opts.push_str(&format!(
-                ",upperdir={},workdir={}",
-                upper.display(),
-                work.display()
-            ));
         } else if lowers.len() == 1 {
             // overlayfs wants two lowers without an upper dir; a bind will do.
             mount(
@@ -213,14 +203,15 @@ impl StepMounts {
             self.views.push(merged.clone());
             return Ok(merged);
         }
-        mount(
-            Some("overlay"),
-            &merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(|e| WorkerError::Other(format!("overlay view for a RUN mount: {e}")))?;
+        let overlay = Overlay {
+            lowers,
+            upper: writable.then_some((upper.as_path(), work.as_path())),
+            volatile: true,
+            readonly: false,
+            nodev: false,
+        };
+        mount_overlay(&overlay, &merged)
+            .map_err(|e| WorkerError::Other(format!("overlay view for a RUN mount: {e}")))?;
         self.views.push(merged.clone());
         Ok(merged)
     }
