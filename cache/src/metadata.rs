@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -128,11 +129,24 @@ pub fn proc_start_time(pid: u32) -> Option<u64> {
 }
 
 /// The metadata database under a store root.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Metadata {
     db_path: PathBuf,
     lock_path: PathBuf,
+    db: Arc<Mutex<Option<Arc<redb::Database>>>>,
 }
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metadata")
+            .field("db_path", &self.db_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The open databases of this process, by path. redb's multi-process mode locks byte ranges of
+/// the file; one handle per file and process keeps those locks from meeting each other.
+static OPEN_DATABASES: Mutex<Vec<(PathBuf, Weak<redb::Database>)>> = Mutex::new(Vec::new());
 
 /// Read access to every table inside one transaction.
 pub trait Reader {
@@ -278,6 +292,7 @@ impl Metadata {
         let meta = Metadata {
             db_path: root.join("meta.redb"),
             lock_path: root.join("lock"),
+            db: Arc::default(),
         };
         if !meta.db_path.exists() {
             meta.write(|_| Ok(()))?;
@@ -288,6 +303,38 @@ impl Metadata {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.db_path
+    }
+
+    /// This process's handle on the database, opened on first use and kept: opening a redb
+    /// file costs four fsyncs (it marks the file in use, and clean again on close), which per
+    /// transaction were most of a build step's time. `MultiWriter` lets every kiln process keep
+    /// its handle while others read and write; redb serialises their write transactions.
+    fn database(&self) -> Result<Arc<redb::Database>> {
+        let mut mine = self.db.lock().expect("metadata handle lock");
+        if let Some(db) = mine.as_ref() {
+            return Ok(db.clone());
+        }
+        let mut open = OPEN_DATABASES.lock().expect("open databases lock");
+        open.retain(|(_, w)| w.strong_count() > 0);
+        let shared = open
+            .iter()
+            .find(|(p, _)| *p == self.db_path)
+            .and_then(|(_, w)| w.upgrade());
+        let db = match shared {
+            Some(db) => db,
+            None => {
+                let db = Arc::new(
+                    redb::Builder::new()
+                        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+                        .create(&self.db_path)
+                        .map_err(|e| db_err(&self.db_path, e))?,
+                );
+                open.push((self.db_path.clone(), Arc::downgrade(&db)));
+                db
+            }
+        };
+        *mine = Some(db.clone());
+        Ok(db)
     }
 
     fn lock(&self, exclusive: bool) -> Result<LockGuard> {
@@ -313,7 +360,7 @@ impl Metadata {
         _lock: &LockGuard,
         f: impl FnOnce(&dyn ReaderDyn) -> Result<T>,
     ) -> Result<T> {
-        let db = redb::Database::create(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
+        let db = self.database()?;
         let tx = db.begin_read().map_err(|e| db_err(&self.db_path, e))?;
         f(&ReadTx {
             tx,
@@ -323,27 +370,8 @@ impl Metadata {
 
     /// Runs `f` in a read transaction (shared lock: other readers may run at once).
     pub fn read<T>(&self, f: impl FnOnce(&dyn ReaderDyn) -> Result<T>) -> Result<T> {
-        {
-            let _lock = self.lock(false)?;
-            if let Ok(db) = redb::ReadOnlyDatabase::open(&self.db_path) {
-                let tx = db.begin_read().map_err(|e| db_err(&self.db_path, e))?;
-                let r = ReadTx {
-                    tx,
-                    path: &self.db_path,
-                };
-                return f(&r);
-            }
-        }
-        // Read-only opening fails when the file needs the repair a crashed
-        // writer leaves for the next opener: that takes the writer's lock.
-        let _lock = self.lock(true)?;
-        let db = redb::Database::create(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
-        let tx = db.begin_read().map_err(|e| db_err(&self.db_path, e))?;
-        let r = ReadTx {
-            tx,
-            path: &self.db_path,
-        };
-        f(&r)
+        let lock = self.lock(false)?;
+        self.read_locked(&lock, f)
     }
 
     /// Takes the writer's lock for longer than one transaction (garbage
@@ -365,7 +393,7 @@ impl Metadata {
         _lock: &LockGuard,
         f: impl FnOnce(&mut Writer) -> Result<T>,
     ) -> Result<T> {
-        let db = redb::Database::create(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
+        let db = self.database()?;
         let tx = db.begin_write().map_err(|e| db_err(&self.db_path, e))?;
         let mut w = Writer {
             tx,
