@@ -19,7 +19,9 @@ use crate::Globals;
 /// Flags of `kiln build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The build context: a directory, or `-` for a tar on standard input.
+    /// The build context: a directory; `-` for a tar archive (plain, gzip,
+    /// bzip2, xz or zstd) or a lone Dockerfile on standard input; or a git
+    /// repository URL (`https://host/repo.git#ref:subdir`, `git@...`, `git://...`).
     context: PathBuf,
     /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from standard input.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
@@ -92,21 +94,16 @@ pub struct Args {
 /// Runs the build and exports its result.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let started = Instant::now();
-    let context = args.context.clone();
-    if context.as_os_str() == "-" {
-        bail!("a context from standard input is not supported yet: pass a directory");
-    }
-    if !context.is_dir() {
-        bail!(
-            "unable to prepare context: path {:?} not found",
-            context.display().to_string()
-        );
-    }
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| context.join("Dockerfile"));
-    let (name, bytes) = super::parse::read_dockerfile(&dockerfile_path)?;
+    let store = Store::open(&g.root)
+        .with_context(|| format!("opening the store at {}", g.root.display()))?;
+    let context_arg = args.context.to_string_lossy().into_owned();
+    let prepared = super::build_context::prepare(&store, &context_arg, args.file.as_deref())?;
+    let context = prepared.dir.clone();
+    let dockerfile_path = prepared.dockerfile_path.clone();
+    let (name, bytes) = (
+        prepared.dockerfile_name.clone(),
+        prepared.dockerfile.clone(),
+    );
     let dockerfile = match kiln_parser::parse_bytes(&bytes, &name) {
         Ok(df) => df,
         Err(err) => return Ok(super::parse::report(err)),
@@ -119,12 +116,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             _ => bail!("platform {p} was asked for, but kiln builds only for the host platform {platform} (no emulation)"),
         }
     }
-    let ignore = if dockerfile_path.as_os_str() == "-" {
-        kiln_parser::dockerignore::load(&context, Path::new("Dockerfile"))
-    } else {
-        kiln_parser::dockerignore::load(&context, &dockerfile_path)
-    }
-    .map_err(|e| anyhow!("{e}"))?;
+    let ignore =
+        kiln_parser::dockerignore::load(&context, &dockerfile_path).map_err(|e| anyhow!("{e}"))?;
     let options = BuildOptions {
         build_args: key_values(&args.build_args, true)?,
         target: args.target.clone(),
@@ -140,8 +133,6 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         epoch: source_date_epoch()?,
     };
 
-    let store = Store::open(&g.root)
-        .with_context(|| format!("opening the store at {}", g.root.display()))?;
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
     let mut images = HashMap::new();
     for reference in plan.images() {
@@ -167,6 +158,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             secrets: read_secrets(&args.secrets)?,
             ssh: ssh_sockets(&args.ssh)?,
             epoch: options.epoch,
+            temporary_context: prepared.temporary,
             no_new_privileges: args
                 .security_opt
                 .iter()

@@ -22,7 +22,7 @@ use kiln_cache::{Digest, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::context::{ContextIndex, Walk};
+use crate::context::ContextIndex;
 use crate::graph::{Graph, VertexId};
 use crate::key::{CacheKey, KeyRecord};
 use crate::op::{FileAction, Op, SourceOp};
@@ -132,6 +132,9 @@ pub struct WorkerOptions {
     pub ssh: HashMap<String, PathBuf>,
     /// SOURCE_DATE_EPOCH: layer mtimes are clamped to it.
     pub epoch: Option<i64>,
+    /// The context is a copy made for this build only (from standard input
+    /// or a git clone): no stat cache is kept for its path.
+    pub temporary_context: bool,
     /// `--security-opt no-new-privileges` for RUN steps.
     pub no_new_privileges: bool,
 }
@@ -234,22 +237,12 @@ impl LocalWorker {
         let cache_file =
             cache_file_for(&self.store.root().join("statcache"), &self.options.context);
         let mut cache = StatCache::load(&cache_file);
-        let ignore = self.options.ignore.clone();
-        let filter = move |path: &str, is_dir: bool| -> Walk {
-            match &ignore {
-                None => Walk::Include,
-                Some(m) if m.matches(path) => {
-                    if is_dir && !m.can_skip_excluded_dir(path) {
-                        Walk::ExcludeButDescend
-                    } else {
-                        Walk::Exclude
-                    }
-                }
-                Some(_) => Walk::Include,
-            }
-        };
         let before = cache.hashes();
-        let (index, _stats) = ContextIndex::scan(&self.options.context, &filter, &mut cache)?;
+        let (index, _stats) = ContextIndex::scan(
+            &self.options.context,
+            self.options.ignore.as_ref(),
+            &mut cache,
+        )?;
         if !before.is_empty() {
             let after = cache.hashes();
             let mut changed: Vec<String> = after
@@ -262,7 +255,9 @@ impl LocalWorker {
             *self.context_changes.lock().expect("context changes lock") = changed;
         }
         // The stat cache only saves work; failing to write it is not a build error.
-        let _ = cache.save(&cache_file);
+        if !self.options.temporary_context {
+            let _ = cache.save(&cache_file);
+        }
         let index = Arc::new(index);
         *slot = Some(Arc::clone(&index));
         Ok(index)

@@ -1,0 +1,361 @@
+//! `kiln build` with contexts that are not a plain directory (a tar or a
+//! Dockerfile on standard input, a git repository), ADD of URLs, COPY
+//! --link, reproducibility and parallel stages, as root on busybox.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+struct Kiln {
+    root: tempfile::TempDir,
+}
+
+impl Kiln {
+    /// A fresh root with busybox:latest imported.
+    fn new() -> Kiln {
+        let k = Kiln {
+            root: tempfile::Builder::new()
+                .prefix("kiln-inputs-test")
+                .tempdir()
+                .unwrap(),
+        };
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(common::rootfs())
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = k
+            .cmd()
+            .args(["import", "-", "busybox:latest"])
+            .stdin(tar.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(tar.wait().unwrap().success());
+        assert!(out.status.success(), "{}", log(&out));
+        k
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// `kiln build --progress=plain --network none ARGS CONTEXT`.
+    fn build(&self, context: &str, args: &[&str]) -> Output {
+        self.build_with_stdin(context, args, None)
+    }
+
+    fn build_with_stdin(&self, context: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = self
+            .cmd()
+            .args(["build", "--progress=plain", "--network", "none"])
+            .args(args)
+            .arg(context)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, image: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(["run", "--rm", "--network", "none", image])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", log(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Nothing left behind in the store's scratch area.
+    fn assert_no_scratch_left(&self) {
+        let tmp = self.root.path().join("tmp");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+    }
+}
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-inputs-ctx")
+        .tempdir()
+        .unwrap();
+    write_files(dir.path(), files);
+    dir
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p: PathBuf = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn log(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn sh(cmd: &str) -> Vec<u8> {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", log(&out));
+    out.stdout
+}
+
+const TAR_DOCKERFILE: &str = "FROM busybox\nCOPY . /c/\nRUN ls /c > /listing\n";
+
+#[test]
+fn a_context_tar_on_stdin_plain_or_compressed_is_built_and_dockerignored() {
+    let k = Kiln::new();
+    let ctx = context(&[
+        ("Dockerfile", TAR_DOCKERFILE),
+        ("a.txt", "A\n"),
+        ("sub/b.txt", "B\n"),
+        ("secret.txt", "s\n"),
+        (".dockerignore", "secret.txt\n"),
+    ]);
+    let dir = ctx.path().display().to_string();
+    for (i, compress) in ["cat", "gzip -c", "bzip2 -c", "xz -c", "zstd -q -c"]
+        .iter()
+        .enumerate()
+    {
+        let tar = sh(&format!("tar -C {dir} -c . | {compress}"));
+        let tag = format!("stdin:{i}");
+        let out = k.build_with_stdin("-", &["-t", &tag], Some(&tar));
+        assert!(out.status.success(), "{compress}: {}", log(&out));
+        assert_eq!(
+            k.run(&tag, &["cat", "/listing"]),
+            "Dockerfile\na.txt\nsub\n",
+            "{compress}"
+        );
+        assert_eq!(k.run(&tag, &["cat", "/c/sub/b.txt"]), "B\n");
+    }
+    // -f names a Dockerfile inside the archive.
+    write_files(
+        ctx.path(),
+        &[("build/Alt", "FROM busybox\nCOPY a.txt /alt\n")],
+    );
+    let tar = sh(&format!("tar -C {dir} -c ."));
+    let out = k.build_with_stdin("-", &["-t", "alt:1", "-f", "build/Alt"], Some(&tar));
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("alt:1", &["cat", "/alt"]), "A\n");
+    k.assert_no_scratch_left();
+}
+
+#[test]
+fn a_dockerfile_on_stdin_builds_with_an_empty_context() {
+    let k = Kiln::new();
+    let df = b"FROM busybox\nCOPY . /c/\nRUN ls -A /c > /listing\n";
+    let out = k.build_with_stdin("-", &["-t", "lone:1"], Some(df));
+    assert!(out.status.success(), "{}", log(&out));
+    // As docker: the context holds the Dockerfile and nothing else.
+    assert_eq!(k.run("lone:1", &["cat", "/listing"]), "Dockerfile\n");
+    // And a COPY of anything else fails as it would with an empty directory.
+    let out = k.build_with_stdin("-", &[], Some(b"FROM busybox\nCOPY a.txt /\n"));
+    assert!(!out.status.success(), "{}", log(&out));
+    k.assert_no_scratch_left();
+}
+
+#[test]
+fn dash_f_dash_reads_the_dockerfile_from_stdin_with_a_directory_context() {
+    let k = Kiln::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nRUN false\n"),
+        ("a.txt", "A\n"),
+    ]);
+    let out = k.build_with_stdin(
+        ctx.path().to_str().unwrap(),
+        &["-t", "f:1", "-f", "-"],
+        Some(b"FROM busybox\nCOPY a.txt /a\n"),
+    );
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("f:1", &["cat", "/a"]), "A\n");
+    let out = k.build_with_stdin("-", &["-f", "-"], Some(b"FROM busybox\n"));
+    assert!(!out.status.success());
+    assert!(log(&out).contains("stdin for both"), "{}", log(&out));
+}
+
+#[test]
+fn a_hostile_context_tar_stays_inside_its_directory() {
+    let k = Kiln::new();
+    let victim = tempfile::Builder::new()
+        .prefix("kiln-inputs-victim")
+        .tempdir()
+        .unwrap();
+    let v = victim.path().display();
+    // Entries that climb out by name, through a symlink, and through a hard link.
+    let tar = |hard_link: bool| {
+        let script = format!(
+            r#"
+import io, sys, tarfile
+out = io.BytesIO()
+t = tarfile.open(fileobj=out, mode="w")
+def add(name, data=b"", **kw):
+    i = tarfile.TarInfo(name)
+    for k, val in kw.items(): setattr(i, k, val)
+    i.size = len(data)
+    t.addfile(i, io.BytesIO(data))
+add("Dockerfile", b"FROM busybox\nCOPY . /c/\n")
+add("../../../../../../{v}/by-name", b"x")
+add("link", type=tarfile.SYMTYPE, linkname="{v}")
+add("link/through-link", b"x")
+if {hard}:
+    add("hard", type=tarfile.LNKTYPE, linkname="../../../../../../etc/passwd")
+t.close()
+sys.stdout.buffer.write(out.getvalue())
+"#,
+            hard = if hard_link { "True" } else { "False" }
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", log(&out));
+        out.stdout
+    };
+    let out = k.build_with_stdin("-", &["-t", "hostile:1"], Some(&tar(false)));
+    assert!(out.status.success(), "{}", log(&out));
+    let found = k.run("hostile:1", &["find", "/c", "-type", "f"]);
+    assert!(found.contains(&format!("/c{v}/by-name")), "{found}");
+    assert!(found.contains(&format!("/c{v}/through-link")), "{found}");
+    // A hard link to a file outside: refused.
+    let out = k.build_with_stdin("-", &["-t", "hostile:2"], Some(&tar(true)));
+    assert!(!out.status.success(), "{}", log(&out));
+    let entries: Vec<_> = std::fs::read_dir(victim.path()).unwrap().collect();
+    assert!(entries.is_empty(), "written outside: {entries:?}");
+    k.assert_no_scratch_left();
+}
+
+/// A `git daemon` serving `base` on 127.0.0.1, stopped on drop.
+struct GitDaemon {
+    child: Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("git")
+                .arg("daemon")
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={port}"))
+                .arg("--export-all")
+                .arg("--reuseaddr")
+                .arg(format!("--base-path={}", base.display()))
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return GitDaemon { child, port };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("git daemon did not start");
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_git_url_context_checks_out_the_ref_and_uses_the_subdir() {
+    let k = Kiln::new();
+    let base = tempfile::Builder::new()
+        .prefix("kiln-inputs-git")
+        .tempdir()
+        .unwrap();
+    let work = base.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let w = work.display();
+    let b = base.path().display();
+    write_files(
+        &work,
+        &[
+            ("app/Dockerfile", "FROM busybox\nCOPY . /c/\n"),
+            ("app/v.txt", "one\n"),
+            ("app/.dockerignore", "skip.txt\n"),
+            ("app/skip.txt", "no\n"),
+            ("outside.txt", "out\n"),
+        ],
+    );
+    let git = "git -c user.name=t -c user.email=t@t -c init.defaultBranch=main";
+    sh(&format!(
+        "cd {w} && {git} init -q && {git} add -A && {git} commit -qm one && {git} tag v1"
+    ));
+    std::fs::write(work.join("app/v.txt"), "two\n").unwrap();
+    sh(&format!(
+        "cd {w} && {git} commit -qam two && {git} clone -q --bare {w} {b}/repo.git"
+    ));
+    let daemon = GitDaemon::start(base.path());
+    let url = |frag: &str| format!("git://127.0.0.1:{}/repo.git{frag}", daemon.port);
+
+    let out = k.build(&url("#v1:app"), &["-t", "git:v1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("git:v1", &["cat", "/c/v.txt"]), "one\n");
+    let listing = k.run("git:v1", &["ls", "-A", "/c"]);
+    assert_eq!(
+        listing, ".dockerignore\nDockerfile\nv.txt\n",
+        "no .git, no ignored file"
+    );
+
+    let out = k.build(&url("#main:app"), &["-t", "git:main"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("git:main", &["cat", "/c/v.txt"]), "two\n");
+
+    // No fragment: the default branch, the repository's root as context.
+    let out = k.build(&url(""), &["-t", "git:root", "-f", "app/Dockerfile"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert!(k.run("git:root", &["ls", "/c"]).contains("outside.txt"));
+
+    let out = k.build(&url("#no-such-ref"), &[]);
+    assert!(!out.status.success());
+    assert!(
+        log(&out).contains("unable to prepare context"),
+        "{}",
+        log(&out)
+    );
+    k.assert_no_scratch_left();
+}
