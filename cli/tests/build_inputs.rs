@@ -359,3 +359,170 @@ fn a_git_url_context_checks_out_the_ref_and_uses_the_subdir() {
     );
     k.assert_no_scratch_left();
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 serving one body (changeable) at
+/// every path, with a fixed `Last-Modified`; counts the requests.
+struct FileServer {
+    port: u16,
+    body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+const LAST_MODIFIED_UNIX: &str = "1445412480";
+
+impl FileServer {
+    fn start(body: &[u8]) -> FileServer {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body.to_vec()));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (b, h) = (body.clone(), hits.clone());
+        // The thread ends with the test process.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let data = b.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {LAST_MODIFIED}\r\n\
+                     Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                    data.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&data);
+            }
+        });
+        FileServer { port, body, hits }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+fn cached_steps(out: &Output) -> Vec<String> {
+    let text = log(out);
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[1].ends_with(" CACHED"))
+        .map(|w| w[0].split_once(' ').map_or("", |p| p.1).to_string())
+        .collect()
+}
+
+#[test]
+fn add_of_a_url_downloads_a_0600_file_with_its_last_modified_time_not_unpacked() {
+    let k = Kiln::new();
+    // A gzip'd tar: ADD unpacks local archives, never downloaded ones.
+    let archive = sh("d=$(mktemp -d) && echo hi > $d/f && tar -C $d -cz f && rm -r $d");
+    let server = FileServer::start(&archive);
+    let df = format!(
+        "FROM busybox\nADD {u} /dl/\nADD {u} /renamed\nADD --chmod=644 {u} /modes/\n\
+         RUN stat -c '%a %Y %s %u' /dl/data.tar.gz /renamed /modes/data.tar.gz > /stat\n",
+        u = server.url("/files/data.tar.gz?token=x")
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = k.build(ctx.path().to_str().unwrap(), &["-t", "url:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    let n = archive.len();
+    let t = LAST_MODIFIED_UNIX;
+    assert_eq!(
+        k.run("url:1", &["cat", "/stat"]),
+        format!("600 {t} {n} 0\n600 {t} {n} 0\n644 {t} {n} 0\n")
+    );
+    assert_eq!(
+        k.run("url:1", &["sh", "-c", "gzip -dc /renamed | tar -t"]),
+        "f\n"
+    );
+    // One download for the three ADDs of the same URL.
+    assert_eq!(server.hits(), 1);
+
+    // Every build fetches the URL again and keys on what came back.
+    let out = k.build(ctx.path().to_str().unwrap(), &["-t", "url:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(server.hits(), 2);
+    assert_eq!(cached_steps(&out).len(), 4, "{}", log(&out));
+    *server.body.lock().unwrap() = b"changed".to_vec();
+    let out = k.build(ctx.path().to_str().unwrap(), &["-t", "url:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert!(cached_steps(&out).is_empty(), "{}", log(&out));
+    assert!(k.run("url:1", &["cat", "/stat"]).contains(" 7 0\n"));
+    k.assert_no_scratch_left();
+}
+
+#[test]
+fn add_checksum_is_the_cache_key_and_a_mismatch_names_the_line() {
+    let k = Kiln::new();
+    let server = FileServer::start(b"payload\n");
+    let good = sha256_hex(b"payload\n");
+    let df = |sum: &str| {
+        format!(
+            "FROM busybox\nRUN echo before\nADD --checksum=sha256:{sum} {} /p.txt\n",
+            server.url("/p")
+        )
+    };
+    let ctx = context(&[("Dockerfile", &df(&good))]);
+    let out = k.build(ctx.path().to_str().unwrap(), &["-t", "sum:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("sum:1", &["cat", "/p.txt"]), "payload\n");
+    assert_eq!(server.hits(), 1);
+    // With a checksum, a cached step needs no download at all.
+    let out = k.build(ctx.path().to_str().unwrap(), &["-t", "sum:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(server.hits(), 1);
+    assert!(
+        cached_steps(&out).iter().any(|s| s.contains("ADD")),
+        "{}",
+        log(&out)
+    );
+
+    let bad = "0".repeat(64);
+    std::fs::write(ctx.path().join("Dockerfile"), df(&bad)).unwrap();
+    let out = k.build(ctx.path().to_str().unwrap(), &[]);
+    assert!(!out.status.success());
+    let text = log(&out);
+    assert!(text.contains("digest mismatch"), "{text}");
+    assert!(text.contains(&format!("sha256:{good}")), "{text}");
+    assert!(text.contains("Dockerfile:3"), "{text}");
+    assert!(text.contains(">>> ADD --checksum"), "{text}");
+
+    // A checksum on a local source is refused, as BuildKit does.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum=sha256:{good} Dockerfile /x\n"),
+    )
+    .unwrap();
+    let out = k.build(ctx.path().to_str().unwrap(), &[]);
+    assert!(!out.status.success());
+    assert!(
+        log(&out).contains("checksum requires HTTP(S)"),
+        "{}",
+        log(&out)
+    );
+    k.assert_no_scratch_left();
+}

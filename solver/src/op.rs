@@ -46,6 +46,19 @@ pub enum SourceOp {
         /// Paths matching these `.dockerignore`-style patterns are skipped.
         exclude: Vec<String>,
     },
+    /// One file downloaded over HTTP(S) (`ADD <url>`): a filesystem holding
+    /// just `/<filename>`, mode 0600, its mtime the response's
+    /// `Last-Modified` (else the Unix epoch), as BuildKit's HTTP source.
+    /// Downloaded afresh by every build; what reads it keys on `checksum`
+    /// when given, else on the downloaded content.
+    Http {
+        /// The URL.
+        url: String,
+        /// `--checksum`: the `sha256:<hex>` digest the content must have.
+        checksum: Option<String>,
+        /// The file's name: the last segment of the URL's path.
+        filename: String,
+    },
 }
 
 /// A process run in the sandbox.

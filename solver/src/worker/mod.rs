@@ -10,6 +10,7 @@
 
 mod exec;
 mod file;
+mod http;
 mod mounts;
 
 use std::collections::HashMap;
@@ -64,6 +65,9 @@ pub enum Output {
     Fs(Vec<Step>),
     /// The build context (read in place, never copied into the store).
     Context,
+    /// A directory made for this build only, read in place (an `ADD <url>`
+    /// download); never recorded in the cache.
+    Dir(PathBuf),
 }
 
 impl Output {
@@ -77,7 +81,7 @@ impl Output {
                     Step::Empty => None,
                 })
                 .collect(),
-            Output::Context => Vec::new(),
+            Output::Context | Output::Dir(_) => Vec::new(),
         }
     }
 }
@@ -152,6 +156,14 @@ pub struct LocalWorker {
     events: Mutex<Option<mpsc::UnboundedSender<Event>>>,
     build_id: String,
     steps: std::sync::atomic::AtomicUsize,
+    /// `ADD <url>` downloads of this build.
+    downloads: http::Downloads,
+}
+
+impl Drop for LocalWorker {
+    fn drop(&mut self) {
+        self.downloads.remove_all();
+    }
 }
 
 impl LocalWorker {
@@ -176,6 +188,7 @@ impl LocalWorker {
             events: Mutex::new(events),
             build_id,
             steps: std::sync::atomic::AtomicUsize::new(0),
+            downloads: http::Downloads::default(),
         }
     }
 
@@ -376,6 +389,26 @@ impl LocalWorker {
                     .collect();
                 Ok(Output::Fs(steps))
             }
+            Op::Source(SourceOp::Http {
+                url,
+                checksum,
+                filename,
+            }) => {
+                let got = tokio::runtime::Handle::current().block_on(self.downloads.get(
+                    url,
+                    filename,
+                    || Ok(self.store.scratch()?),
+                ))?;
+                if let Some(want) = checksum {
+                    if *want != got.digest.to_string() {
+                        return Err(WorkerError::Other(format!(
+                            "digest mismatch for {url}: {} (expected: {want})",
+                            got.digest
+                        )));
+                    }
+                }
+                Ok(Output::Dir(got.dir))
+            }
             Op::Exec(exec) => exec::run(self, id, exec, &inputs),
             Op::File(fileop) => file::run(self, id, fileop, &inputs),
         }
@@ -395,7 +428,7 @@ fn dir_is_empty(dir: &Path) -> Result<bool, WorkerError> {
 fn fs_steps(output: &Output) -> Result<&[Step], WorkerError> {
     match output {
         Output::Fs(steps) => Ok(steps),
-        Output::Context => Err(WorkerError::Other(
+        Output::Context | Output::Dir(_) => Err(WorkerError::Other(
             "the build context cannot be the base of a step".into(),
         )),
     }
@@ -413,6 +446,34 @@ impl Worker for Arc<LocalWorker> {
     ) -> Result<Option<CacheKey>, WorkerError> {
         let vertex = graph.vertex(id);
         let source = graph.vertex(vertex.inputs[input]);
+        if let Op::Source(SourceOp::Http {
+            url,
+            checksum,
+            filename,
+        }) = &source.op
+        {
+            // As BuildKit: a given checksum is the key (no download needed
+            // for a cache hit); otherwise the content, downloaded now.
+            if let Some(c) = checksum {
+                return Ok(Some(http::content_key(filename, c, None)));
+            }
+            // On a blocking thread: the body is written to disk as it comes.
+            let this = Arc::clone(self);
+            let (url, name) = (url.clone(), filename.clone());
+            let got = tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(
+                    this.downloads
+                        .get(&url, &name, || Ok(this.store.scratch()?)),
+                )
+            })
+            .await
+            .map_err(|e| WorkerError::Other(format!("downloading: {e}")))??;
+            return Ok(Some(http::content_key(
+                filename,
+                &got.digest.to_string(),
+                got.last_modified,
+            )));
+        }
         if !matches!(source.op, Op::Source(SourceOp::Local { .. })) {
             return Ok(None);
         }
