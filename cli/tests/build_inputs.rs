@@ -526,3 +526,68 @@ fn add_checksum_is_the_cache_key_and_a_mismatch_names_the_line() {
     );
     k.assert_no_scratch_left();
 }
+
+fn layers(k: &Kiln, image: &str) -> Vec<String> {
+    let out = k.cmd().args(["inspect", image]).output().unwrap();
+    assert!(out.status.success(), "{}", log(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    v["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn copy_link_keeps_its_layer_and_cache_when_an_earlier_step_changes() {
+    let k = Kiln::new();
+    let df = |v: &str| {
+        format!(
+            "FROM busybox\nRUN mkdir -m 700 /app && echo {v} > /before\n\
+             COPY --link a.txt /app/deep/a.txt\nRUN cat /app/deep/a.txt /before > /out\n"
+        )
+    };
+    let ctx = context(&[("Dockerfile", &df("one")), ("a.txt", "A\n")]);
+    let path = ctx.path().to_str().unwrap();
+    let out = k.build(path, &["-t", "link:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("link:1", &["cat", "/out"]), "A\none\n");
+    // The linked layer carries the missing parents itself, 0755 and root's,
+    // over whatever the stage below had there.
+    assert_eq!(
+        k.run("link:1", &["stat", "-c", "%a %u", "/app", "/app/deep"]),
+        "755 0\n755 0\n"
+    );
+    let first = layers(&k, "link:1");
+
+    std::fs::write(ctx.path().join("Dockerfile"), df("two")).unwrap();
+    let out = k.build(path, &["-t", "link:2"]);
+    assert!(out.status.success(), "{}", log(&out));
+    let cached = cached_steps(&out);
+    assert!(
+        cached
+            .iter()
+            .any(|s| s == "[3/4] COPY --link a.txt /app/deep/a.txt"),
+        "{}",
+        log(&out)
+    );
+    assert_eq!(k.run("link:2", &["cat", "/out"]), "A\ntwo\n");
+    let second = layers(&k, "link:2");
+    assert_eq!(first.len(), second.len());
+    assert_ne!(first[1], second[1], "the RUN's layer changed");
+    assert_eq!(first[2], second[2], "the COPY --link layer is the same");
+
+    // A plain COPY in the same place is re-run and re-keyed by the change.
+    let plain = |v: &str| df(v).replace("COPY --link", "COPY");
+    std::fs::write(ctx.path().join("Dockerfile"), plain("one")).unwrap();
+    assert!(k.build(path, &["-t", "plain:1"]).status.success());
+    std::fs::write(ctx.path().join("Dockerfile"), plain("two")).unwrap();
+    let out = k.build(path, &["-t", "plain:2"]);
+    assert!(
+        !cached_steps(&out).iter().any(|s| s.contains("COPY")),
+        "{}",
+        log(&out)
+    );
+}

@@ -19,6 +19,10 @@ pub enum Op {
     Exec(ExecOp),
     /// Filesystem edits done without a container (COPY, ADD, WORKDIR's mkdir).
     File(FileOp),
+    /// The layers of input 0 with those of every other input stacked on
+    /// top, unchanged (BuildKit's MergeOp, for `COPY --link`): the upper
+    /// inputs are built and cached without their base, and rebased here.
+    Merge,
 }
 
 /// Where a source filesystem comes from.

@@ -65,6 +65,7 @@ pub(super) struct Converter<'p, 'a> {
     images: &'p HashMap<String, ResolvedImage>,
     graph: Graph,
     context: Option<VertexId>,
+    scratch: Option<VertexId>,
     image_vertices: HashMap<String, VertexId>,
     used_args: BTreeSet<String>,
     created: Option<String>,
@@ -85,6 +86,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             images,
             graph: Graph::new(),
             context: None,
+            scratch: None,
             image_vertices: HashMap::new(),
             used_args,
             created: plan.options.epoch.map(rfc3339),
@@ -196,6 +198,17 @@ impl<'p, 'a> Converter<'p, 'a> {
             None,
         );
         self.context = Some(v);
+        v
+    }
+
+    /// The empty filesystem a `COPY --link` copies onto. Unnamed: the
+    /// progress display does not show it.
+    fn scratch_vertex(&mut self) -> VertexId {
+        if let Some(v) = self.scratch {
+            return v;
+        }
+        let v = source_vertex(&mut self.graph, SourceOp::Scratch, String::new(), None);
+        self.scratch = Some(v);
         v
     }
 
@@ -853,6 +866,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             chmod: copy.chmod.as_ref(),
             excludes: &copy.excludes,
             parents: copy.parents,
+            link: copy.link,
             unpack: false,
             keyword: "COPY",
             remote: None,
@@ -886,6 +900,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             chmod: add.chmod.as_ref(),
             excludes: &add.excludes,
             parents: false,
+            link: add.link,
             unpack: add.unpack.unwrap_or(true),
             keyword: "ADD",
             remote: Some(RemoteAdd {
@@ -1027,13 +1042,18 @@ impl<'p, 'a> Converter<'p, 'a> {
         }
         msg.push_str(&format!(" {}", spec.dest.value));
         let name = self.name(cx, inst);
-        cx.vertex = self.add(
-            cx,
-            Op::File(FileOp { actions }),
-            inputs,
-            name,
-            inst.span.start.line,
-        );
+        let line = inst.span.start.line;
+        // BuildKit links only without --chmod (convert_copy.go), and so does kiln.
+        if spec.link && chmod.is_none() {
+            // The copy onto an empty filesystem keys without the stage
+            // below it; the merge stacks its layer on whatever that is.
+            inputs[0] = self.scratch_vertex();
+            let linked = self.add(cx, Op::File(FileOp { actions }), inputs, name.clone(), line);
+            let merge_name = name.replacen("] ", "] LINK ", 1);
+            cx.vertex = self.add(cx, Op::Merge, vec![cx.vertex, linked], merge_name, line);
+        } else {
+            cx.vertex = self.add(cx, Op::File(FileOp { actions }), inputs, name, line);
+        }
         self.history(cx, format!("{msg} # buildkit"), true);
         Ok(())
     }
@@ -1047,6 +1067,7 @@ struct CopySpec<'s> {
     chmod: Option<&'s kiln_parser::Word>,
     excludes: &'s [kiln_parser::Word],
     parents: bool,
+    link: bool,
     unpack: bool,
     keyword: &'static str,
     /// ADD: URLs are downloaded (with this `--checksum`), not read from the context.

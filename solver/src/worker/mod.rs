@@ -336,6 +336,33 @@ impl LocalWorker {
         }))
     }
 
+    /// Stacks the layers of `inputs[1..]` on those of `inputs[0]`: the
+    /// blobs are reused as they are; only the chain IDs (which name the
+    /// stack below a layer) change, and the snapshots of the new chains are
+    /// unpacked from the blobs now, so the cache record of the merge points
+    /// only at snapshots that exist.
+    fn merge(&self, inputs: &[Output]) -> Result<Output, WorkerError> {
+        let mut steps: Vec<Step> = Vec::new();
+        for input in inputs {
+            steps.extend(fs_steps(input)?.iter().cloned());
+        }
+        let diff_ids: Vec<Digest> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Layer(l) => Some(l.diff_id.clone()),
+                Step::Empty => None,
+            })
+            .collect();
+        let mut chains = kiln_cache::snapshot::chain_ids(&diff_ids).into_iter();
+        for step in &mut steps {
+            if let Step::Layer(l) = step {
+                l.chain = chains.next().expect("one chain per layer");
+            }
+        }
+        self.lower_dirs(&steps)?;
+        Ok(Output::Fs(steps))
+    }
+
     fn remember(&self, record: &KeyRecord, output: &Output) -> Result<(), WorkerError> {
         let layers = output.layers();
         let now = unix_now();
@@ -410,6 +437,7 @@ impl LocalWorker {
                 Ok(Output::Dir(got.dir))
             }
             Op::Exec(exec) => exec::run(self, id, exec, &inputs),
+            Op::Merge => self.merge(&inputs),
             Op::File(fileop) => file::run(self, id, fileop, &inputs),
         }
     }
@@ -517,7 +545,7 @@ impl Worker for Arc<LocalWorker> {
         let record = record.clone();
         tokio::task::spawn_blocking(move || {
             let out = this.execute_blocking(&graph, id, inputs)?;
-            if matches!(graph.vertex(id).op, Op::Exec(_) | Op::File(_)) {
+            if matches!(graph.vertex(id).op, Op::Exec(_) | Op::File(_) | Op::Merge) {
                 this.remember(&record, &out)?;
             }
             Ok(out)
@@ -555,7 +583,7 @@ fn context_prefixes(graph: &Graph, id: VertexId, input: usize) -> Vec<String> {
                 }
             }
         }
-        Op::Source(_) => {}
+        Op::Source(_) | Op::Merge => {}
     }
     prefixes
 }
