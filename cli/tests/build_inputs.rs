@@ -2,8 +2,6 @@
 //! Dockerfile on standard input, a git repository), ADD of URLs, COPY
 //! --link, reproducibility and parallel stages, as root on busybox.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -21,9 +19,12 @@ impl Kiln {
                 .tempdir()
                 .unwrap(),
         };
+        // A root filesystem of its own, removed once imported (a shared one
+        // held in a static would never be removed).
+        let rootfs = busybox_rootfs();
         let mut tar = Command::new("tar")
             .arg("-C")
-            .arg(common::rootfs())
+            .arg(rootfs.path())
             .args(["-c", "."])
             .stdout(Stdio::piped())
             .spawn()
@@ -94,6 +95,34 @@ impl Kiln {
             .unwrap_or_default();
         assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
     }
+}
+
+/// A busybox root filesystem from Debian's busybox-static, as
+/// `common::rootfs` makes it.
+fn busybox_rootfs() -> tempfile::TempDir {
+    let t = tempfile::Builder::new()
+        .prefix("kiln-inputs-rootfs")
+        .tempdir()
+        .unwrap();
+    let r = t.path();
+    for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", r.join("bin/busybox")).expect("busybox-static (scripts/deps.sh)");
+    let list = Command::new(r.join("bin/busybox"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    for a in String::from_utf8_lossy(&list.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(a));
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    t
 }
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -589,5 +618,137 @@ fn copy_link_keeps_its_layer_and_cache_when_an_earlier_step_changes() {
         !cached_steps(&out).iter().any(|s| s.contains("COPY")),
         "{}",
         log(&out)
+    );
+}
+
+fn metadata_digest(k: &Kiln, context: &Path, epoch: &str) -> String {
+    let meta = context.join("..").join(format!(
+        "{}.meta.json",
+        context.file_name().unwrap().to_string_lossy()
+    ));
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .args([
+            "build",
+            "--progress=plain",
+            "--network",
+            "none",
+            "-t",
+            "r:1",
+        ])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg(context)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", log(&out));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    std::fs::remove_file(&meta).unwrap();
+    v["containerimage.digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn source_date_epoch_builds_the_same_image_from_two_places_and_roots() {
+    let df = "FROM busybox\nWORKDIR /app\nCOPY . ./\nCOPY --link a.txt /linked/\n\
+              RUN echo built > /app/out && mkdir -p /var/x && echo gone > /var/x/f\n\
+              RUN rm /var/x/f\nADD sub.tar /unpacked/\n";
+    let files = [("Dockerfile", df), ("a.txt", "A\n"), ("dir/b.txt", "B\n")];
+    let make = || {
+        let ctx = context(&files);
+        sh(&format!(
+            "cd {} && tar --mtime=@1 --numeric-owner --owner=0 --group=0 -cf sub.tar dir",
+            ctx.path().display()
+        ));
+        ctx
+    };
+    // Files written at different seconds (after the epoch, which clamps
+    // them; as with BuildKit, times before it are kept and would differ).
+    let ctx1 = make();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ctx2 = make();
+    let (k1, k2) = (Kiln::new(), Kiln::new());
+    // The same base image in both roots (an import records its own time, as
+    // a pull of one digest would not differ).
+    let saved = k1.cmd().args(["save", "busybox:latest"]).output().unwrap();
+    assert!(saved.status.success(), "{}", log(&saved));
+    let mut load = k2
+        .cmd()
+        .args(["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    load.stdin.take().unwrap().write_all(&saved.stdout).unwrap();
+    let loaded = load.wait_with_output().unwrap();
+    assert!(loaded.status.success(), "{}", log(&loaded));
+    let d1 = metadata_digest(&k1, ctx1.path(), "1700000000");
+    // The second build also runs at a later second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let d2 = metadata_digest(&k2, ctx2.path(), "1700000000");
+    assert!(d1.starts_with("sha256:"), "{d1}");
+    assert_eq!(d1, d2, "same Dockerfile, context and epoch: same manifest");
+    // The epoch is part of what is reproduced.
+    let d3 = metadata_digest(&k2, ctx2.path(), "1700000001");
+    assert_ne!(d1, d3);
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let k = Kiln::new();
+    let mut df = String::new();
+    for s in ["a", "b", "c", "d"] {
+        df.push_str(&format!(
+            "FROM busybox AS {s}\nRUN sleep 1 && echo {s} > /{s}\n"
+        ));
+    }
+    df.push_str("FROM busybox\n");
+    for s in ["a", "b", "c", "d"] {
+        df.push_str(&format!("COPY --from={s} /{s} /{s}\n"));
+    }
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = k
+        .cmd()
+        .args([
+            "build",
+            "--progress=rawjson",
+            "--network",
+            "none",
+            "--jobs",
+            "4",
+        ])
+        .args(["-t", "par:1"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", log(&out));
+    let mut spans: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let name = v["name"].as_str().unwrap_or("").to_string();
+        if !name.contains("RUN sleep 1") {
+            continue;
+        }
+        let t = v["timeMs"].as_f64().unwrap();
+        let span = spans.entry(name).or_insert((f64::NAN, f64::NAN));
+        match v["event"].as_str() {
+            Some("started") => span.0 = t,
+            Some("done") => span.1 = t,
+            _ => {}
+        }
+    }
+    assert_eq!(spans.len(), 4, "{spans:?}\n{}", log(&out));
+    let last_start = spans.values().map(|s| s.0).fold(f64::MIN, f64::max);
+    let first_end = spans.values().map(|s| s.1).fold(f64::MAX, f64::min);
+    assert!(
+        last_start < first_end,
+        "the four RUNs did not all run at once: {spans:?}"
+    );
+    assert_eq!(
+        k.run("par:1", &["cat", "/a", "/b", "/c", "/d"]),
+        "a\nb\nc\nd\n"
     );
 }

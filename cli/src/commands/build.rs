@@ -71,7 +71,8 @@ pub struct Args {
     /// Security options (`no-new-privileges`).
     #[arg(long = "security-opt", value_name = "OPT")]
     security_opt: Vec<String>,
-    /// How many steps may run at once (default: one per core).
+    /// How many steps may run at once (default: four per core, at least 16;
+    /// a step waiting on the network holds a slot without using a core).
     #[arg(long)]
     jobs: Option<usize>,
     /// Outputs: `type=local,dest=DIR`, `type=tar,dest=FILE`,
