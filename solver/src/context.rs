@@ -413,6 +413,25 @@ mod tests {
     }
 
     #[test]
+    fn dockerignore_is_decided_going_down_the_tree_as_buildkit_walks() {
+        // With `a/b` then `!a`, patternmatcher's parent-results walk (what
+        // BuildKit sends) excludes a/b: `!a` did not apply at `a`, which
+        // was not excluded then, and is not re-checked below it. The
+        // one-path decision (`Matcher::matches`) would keep a/b/c.
+        let dir = tempdir();
+        fs::create_dir_all(dir.join("a/b")).unwrap();
+        fs::write(dir.join("a/b/c"), "c").unwrap();
+        fs::write(dir.join("a/x"), "x").unwrap();
+        let ignore = Matcher::from_patterns(["a/b", "!a"]).unwrap();
+        assert!(!ignore.matches("a/b/c"), "the two decisions differ here");
+        let (index, _) =
+            ContextIndex::scan(&dir, Some(&ignore), &mut StatCache::default()).unwrap();
+        let paths: Vec<_> = index.entries().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a", "a/x"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn symlinks_are_recorded_not_followed_and_excluded_dirs_not_walked() {
         let dir = tempdir();
         std::os::unix::fs::symlink("/etc", dir.join("etc-link")).unwrap();
