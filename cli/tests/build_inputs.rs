@@ -374,6 +374,12 @@ fn a_git_url_context_checks_out_the_ref_and_uses_the_subdir() {
     assert!(out.status.success(), "{}", log(&out));
     assert_eq!(k.run("git:main", &["cat", "/c/v.txt"]), "two\n");
 
+    // A commit id works as the ref too.
+    let first = String::from_utf8(sh(&format!("git -C {w} rev-parse HEAD~1"))).unwrap();
+    let out = k.build(&url(&format!("#{}:app", first.trim())), &["-t", "git:sha"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("git:sha", &["cat", "/c/v.txt"]), "one\n");
+
     // No fragment: the default branch, the repository's root as context.
     let out = k.build(&url(""), &["-t", "git:root", "-f", "app/Dockerfile"]);
     assert!(out.status.success(), "{}", log(&out));

@@ -243,6 +243,10 @@ fn clone(git: &GitContext, scratch: &Path) -> Result<PathBuf> {
         let out = Command::new("git")
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
+            // Submodule URLs come from the repository, not the user: no
+            // file:// (or other "user"-only transport) may reach the host's
+            // own repositories through them.
+            .env("GIT_PROTOCOL_FROM_USER", "0")
             .stdin(Stdio::null())
             .output()
             .context("running git (is it installed?)")?;
