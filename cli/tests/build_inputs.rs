@@ -627,7 +627,7 @@ fn copy_link_keeps_its_layer_and_cache_when_an_earlier_step_changes() {
     );
 }
 
-fn metadata_digest(k: &Kiln, context: &Path, epoch: &str) -> String {
+fn metadata_digest(k: &Kiln, context: &Path, epoch: &str, args: &[&str]) -> String {
     let meta = context.join("..").join(format!(
         "{}.meta.json",
         context.file_name().unwrap().to_string_lossy()
@@ -643,6 +643,7 @@ fn metadata_digest(k: &Kiln, context: &Path, epoch: &str) -> String {
             "-t",
             "r:1",
         ])
+        .args(args)
         .arg("--metadata-file")
         .arg(&meta)
         .arg(context)
@@ -689,15 +690,23 @@ fn source_date_epoch_builds_the_same_image_from_two_places_and_roots() {
     load.stdin.take().unwrap().write_all(&saved.stdout).unwrap();
     let loaded = load.wait_with_output().unwrap();
     assert!(loaded.status.success(), "{}", log(&loaded));
-    let d1 = metadata_digest(&k1, ctx1.path(), "1700000000");
+    let d1 = metadata_digest(&k1, ctx1.path(), "1700000000", &[]);
     // The second build also runs at a later second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let d2 = metadata_digest(&k2, ctx2.path(), "1700000000");
+    let d2 = metadata_digest(&k2, ctx2.path(), "1700000000", &[]);
     assert!(d1.starts_with("sha256:"), "{d1}");
     assert_eq!(d1, d2, "same Dockerfile, context and epoch: same manifest");
     // The epoch is part of what is reproduced.
-    let d3 = metadata_digest(&k2, ctx2.path(), "1700000001");
+    let d3 = metadata_digest(&k2, ctx2.path(), "1700000001", &[]);
     assert_ne!(d1, d3);
+    // As a build arg (what BuildKit reads; buildx passes the variable so), it wins.
+    let d4 = metadata_digest(
+        &k2,
+        ctx2.path(),
+        "1700000001",
+        &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"],
+    );
+    assert_eq!(d1, d4);
 }
 
 #[test]

@@ -119,8 +119,10 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     }
     let ignore =
         kiln_parser::dockerignore::load(&context, &dockerfile_path).map_err(|e| anyhow!("{e}"))?;
+    let build_args = key_values(&args.build_args, true)?;
+    let epoch = source_date_epoch(build_args.get("SOURCE_DATE_EPOCH"))?;
     let options = BuildOptions {
-        build_args: key_values(&args.build_args, true)?,
+        build_args,
         target: args.target.clone(),
         platform: platform.clone(),
         labels: key_values(&args.labels, false)?,
@@ -131,7 +133,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             "host" => kiln_solver::op::NetworkMode::Host,
             _ => kiln_solver::op::NetworkMode::Default,
         },
-        epoch: source_date_epoch()?,
+        epoch,
     };
 
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
@@ -554,9 +556,16 @@ fn key_values(items: &[String], env_fallback: bool) -> Result<BTreeMap<String, S
     Ok(out)
 }
 
-fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => {
+/// The build's epoch: `--build-arg SOURCE_DATE_EPOCH=...` (what BuildKit
+/// reads), else the environment variable (which buildx turns into that
+/// build arg).
+fn source_date_epoch(build_arg: Option<&String>) -> Result<Option<i64>> {
+    let value = match build_arg {
+        Some(v) => Some(v.clone()),
+        None => std::env::var("SOURCE_DATE_EPOCH").ok(),
+    };
+    match value {
+        Some(v) if !v.is_empty() => {
             Ok(Some(v.parse().with_context(|| {
                 format!("SOURCE_DATE_EPOCH={v} is not a number of seconds")
             })?))
