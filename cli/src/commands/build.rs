@@ -117,8 +117,11 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             _ => bail!("platform {p} was asked for, but kiln builds only for the host platform {platform} (no emulation)"),
         }
     }
-    let ignore =
-        kiln_parser::dockerignore::load(&context, &dockerfile_path).map_err(|e| anyhow!("{e}"))?;
+    let ignore = kiln_parser::dockerignore::load(
+        &context,
+        dockerfile_path.as_deref().unwrap_or(Path::new("")),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let build_args = key_values(&args.build_args, true)?;
     let epoch = source_date_epoch(build_args.get("SOURCE_DATE_EPOCH"))?;
     let options = BuildOptions {

@@ -20,8 +20,10 @@ use kiln_solver::fileop::{self, StreamKind};
 pub struct Prepared {
     /// The context directory.
     pub dir: PathBuf,
-    /// The Dockerfile's path, for `.dockerignore` lookup (`Dockerfile.dockerignore`).
-    pub dockerfile_path: PathBuf,
+    /// The Dockerfile's path, for `.dockerignore` lookup
+    /// (`<Dockerfile>.dockerignore` beside it); none when it came from
+    /// standard input, which leaves the context's own `.dockerignore`.
+    pub dockerfile_path: Option<PathBuf>,
     /// The Dockerfile's name in messages.
     pub dockerfile_name: String,
     /// The Dockerfile's bytes.
@@ -122,11 +124,7 @@ pub fn prepare(store: &Store, context: &str, file: Option<&Path>) -> Result<Prep
         let (name, bytes) = super::parse::read_dockerfile(&dockerfile_path)?;
         return Ok(Prepared {
             dir: PathBuf::from(context),
-            dockerfile_path: if stdin_dockerfile {
-                PathBuf::from("Dockerfile")
-            } else {
-                dockerfile_path
-            },
+            dockerfile_path: (!stdin_dockerfile).then_some(dockerfile_path),
             dockerfile_name: name,
             dockerfile: bytes,
             temporary: false,
@@ -170,7 +168,7 @@ fn from_stdin(store: &Store, file: Option<&Path>) -> Result<Prepared> {
             std::fs::write(dir.join("Dockerfile"), &bytes)?;
             Ok(Prepared {
                 dir,
-                dockerfile_path: PathBuf::from("Dockerfile"),
+                dockerfile_path: None,
                 dockerfile_name: "Dockerfile".into(),
                 dockerfile: bytes,
                 temporary: true,
@@ -188,7 +186,7 @@ fn inside(scratch: Scratch, dir: PathBuf, file: Option<&Path>, what: &str) -> Re
             let (name, bytes) = super::parse::read_dockerfile(f)?;
             return Ok(Prepared {
                 dir,
-                dockerfile_path: PathBuf::from("Dockerfile"),
+                dockerfile_path: None,
                 dockerfile_name: name,
                 dockerfile: bytes,
                 temporary: true,
@@ -204,7 +202,7 @@ fn inside(scratch: Scratch, dir: PathBuf, file: Option<&Path>, what: &str) -> Re
         .with_context(|| format!("reading the Dockerfile {} from {what}", rel.display()))?;
     Ok(Prepared {
         dir,
-        dockerfile_path: path,
+        dockerfile_path: Some(path),
         dockerfile_name: rel.display().to_string(),
         dockerfile: bytes,
         temporary: true,
