@@ -6,6 +6,7 @@ PKGS=(
   build-essential pkg-config   # crates that build C
   busybox-static               # the offline base image for examples and tests
   python3                      # test helpers
+  git                          # git build contexts (git daemon on loopback)
   skopeo umoci jq podman       # store tests: images checked by tools kiln did not write
   pigz zstd                    # store benchmarks compare against these
   slirp4netns                  # the default network mode of kiln run

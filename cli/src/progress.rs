@@ -103,6 +103,18 @@ impl<W: Write> Printer<W> {
     /// Shows one event that happened `now` after the build started.
     /// Output errors are ignored: progress must never fail a build.
     pub fn event(&mut self, event: &Event, now: Duration) {
+        let vertex = match event {
+            Event::Started { vertex }
+            | Event::Cached { vertex }
+            | Event::Log { vertex, .. }
+            | Event::Finished { vertex, .. }
+            | Event::Failed { vertex, .. } => *vertex,
+        };
+        // Unnamed vertices are internal plumbing (the empty filesystem
+        // under a COPY --link): BuildKit does not show them either.
+        if self.names.get(&vertex).is_some_and(String::is_empty) {
+            return;
+        }
         let _ = match self.mode {
             Mode::Quiet => Ok(()),
             Mode::Rawjson => self.json(event, now),

@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use kiln_parser::dockerignore::{Matcher, ParentMatch};
 use rayon::prelude::*;
 
 use crate::key::CacheKey;
@@ -100,17 +101,19 @@ struct Pending {
 }
 
 impl ContextIndex {
-    /// Walks `root` without following symlinks, applies `filter` to each
-    /// relative path, and digests every entry: files through `cache` when
-    /// their stat is unchanged, otherwise read and hashed on all cores.
+    /// Walks `root` without following symlinks, leaves out what `ignore`
+    /// (the `.dockerignore`) excludes, and digests every entry: files
+    /// through `cache` when their stat is unchanged, otherwise read and
+    /// hashed on all cores.
     pub fn scan(
         root: &Path,
-        filter: &(dyn Fn(&str, bool) -> Walk + Sync),
+        ignore: Option<&Matcher>,
         cache: &mut StatCache,
     ) -> Result<(Self, ScanStats), ContextError> {
         let mut entries = Vec::new();
         let mut pending = Vec::new();
-        walk(root, root, filter, cache, &mut entries, &mut pending)?;
+        let top = ParentMatch::default();
+        walk(root, root, ignore, &top, cache, &mut entries, &mut pending)?;
         let files = entries
             .iter()
             .filter(|e: &&Entry| e.kind == EntryKind::File)
@@ -189,10 +192,36 @@ impl ContextIndex {
     }
 }
 
+/// What `ignore` says of `rel`, decided as BuildKit's context walker does
+/// (patternmatcher's `MatchesUsingParentResults` going down the tree, so a
+/// directory's verdict is handed to its children), and the verdict to hand
+/// to the children of `rel` when it is a directory.
+fn decide(
+    ignore: Option<&Matcher>,
+    rel: &[u8],
+    is_dir: bool,
+    parent: &ParentMatch,
+) -> (Walk, ParentMatch) {
+    let Some(m) = ignore else {
+        return (Walk::Include, ParentMatch::default());
+    };
+    let (excluded, info) = m.matches_with_parent(rel, parent);
+    let walk = if !excluded {
+        Walk::Include
+    } else if is_dir && !m.can_skip_excluded_dir(rel) {
+        Walk::ExcludeButDescend
+    } else {
+        Walk::Exclude
+    };
+    (walk, info)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn walk(
     root: &Path,
     dir: &Path,
-    filter: &(dyn Fn(&str, bool) -> Walk + Sync),
+    ignore: Option<&Matcher>,
+    parent: &ParentMatch,
     cache: &StatCache,
     entries: &mut Vec<Entry>,
     pending: &mut Vec<Pending>,
@@ -209,7 +238,7 @@ fn walk(
         let rel = rel_os.to_string_lossy().into_owned();
         let meta = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
         let ft = meta.file_type();
-        let walk_it = filter(&rel, ft.is_dir());
+        let (walk_it, verdict) = decide(ignore, &raw, ft.is_dir(), parent);
         if walk_it == Walk::Exclude {
             continue;
         }
@@ -250,7 +279,7 @@ fn walk(
             entries.push(entry);
         }
         if ft.is_dir() {
-            walk(root, &abs, filter, cache, entries, pending)?;
+            walk(root, &abs, ignore, &verdict, cache, entries, pending)?;
         }
     }
     Ok(())
@@ -282,10 +311,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn all(_: &str, _: bool) -> Walk {
-        Walk::Include
-    }
-
     fn tempdir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "kiln-context-test-{}-{}",
@@ -303,7 +328,7 @@ mod tests {
     }
 
     fn scan(dir: &Path, cache: &mut StatCache) -> (ContextIndex, ScanStats) {
-        ContextIndex::scan(dir, &all, cache).unwrap()
+        ContextIndex::scan(dir, None, cache).unwrap()
     }
 
     #[test]
@@ -388,6 +413,25 @@ mod tests {
     }
 
     #[test]
+    fn dockerignore_is_decided_going_down_the_tree_as_buildkit_walks() {
+        // With `a/b` then `!a`, patternmatcher's parent-results walk (what
+        // BuildKit sends) excludes a/b: `!a` did not apply at `a`, which
+        // was not excluded then, and is not re-checked below it. The
+        // one-path decision (`Matcher::matches`) would keep a/b/c.
+        let dir = tempdir();
+        fs::create_dir_all(dir.join("a/b")).unwrap();
+        fs::write(dir.join("a/b/c"), "c").unwrap();
+        fs::write(dir.join("a/x"), "x").unwrap();
+        let ignore = Matcher::from_patterns(["a/b", "!a"]).unwrap();
+        assert!(!ignore.matches("a/b/c"), "the two decisions differ here");
+        let (index, _) =
+            ContextIndex::scan(&dir, Some(&ignore), &mut StatCache::default()).unwrap();
+        let paths: Vec<_> = index.entries().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a", "a/x"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn symlinks_are_recorded_not_followed_and_excluded_dirs_not_walked() {
         let dir = tempdir();
         std::os::unix::fs::symlink("/etc", dir.join("etc-link")).unwrap();
@@ -396,13 +440,9 @@ mod tests {
         fs::create_dir(dir.join("keep")).unwrap();
         fs::write(dir.join("keep/yes"), "y").unwrap();
         fs::write(dir.join("keep/no"), "n").unwrap();
-        let filter = |p: &str, _: bool| match p {
-            "node_modules" => Walk::Exclude,
-            "keep" => Walk::ExcludeButDescend,
-            "keep/no" => Walk::Exclude,
-            _ => Walk::Include,
-        };
-        let (index, _) = ContextIndex::scan(&dir, &filter, &mut StatCache::default()).unwrap();
+        let ignore = Matcher::from_patterns(["node_modules", "keep", "!keep/yes"]).unwrap();
+        let (index, _) =
+            ContextIndex::scan(&dir, Some(&ignore), &mut StatCache::default()).unwrap();
         let paths: Vec<_> = index.entries().iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["etc-link", "keep/yes"]);
         assert_eq!(index.entries()[0].kind, EntryKind::Symlink("/etc".into()));

@@ -156,6 +156,7 @@ fn check_input_indices(vertex: &Vertex) -> Result<(), GraphError> {
             }
             Ok(())
         }
+        Op::Merge => check("merge base", 0),
         Op::File(file) => file.actions.iter().try_for_each(|a| match a {
             FileAction::Copy(copy) => check("copy source", copy.input),
             _ => Ok(()),

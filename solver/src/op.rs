@@ -19,6 +19,10 @@ pub enum Op {
     Exec(ExecOp),
     /// Filesystem edits done without a container (COPY, ADD, WORKDIR's mkdir).
     File(FileOp),
+    /// The layers of input 0 with those of every other input stacked on
+    /// top, unchanged (BuildKit's MergeOp, for `COPY --link`): the upper
+    /// inputs are built and cached without their base, and rebased here.
+    Merge,
 }
 
 /// Where a source filesystem comes from.
@@ -45,6 +49,19 @@ pub enum SourceOp {
         include: Vec<String>,
         /// Paths matching these `.dockerignore`-style patterns are skipped.
         exclude: Vec<String>,
+    },
+    /// One file downloaded over HTTP(S) (`ADD <url>`): a filesystem holding
+    /// just `/<filename>`, mode 0600, its mtime the response's
+    /// `Last-Modified` (else the Unix epoch), as BuildKit's HTTP source.
+    /// Downloaded afresh by every build; what reads it keys on `checksum`
+    /// when given, else on the downloaded content.
+    Http {
+        /// The URL.
+        url: String,
+        /// `--checksum`: the `sha256:<hex>` digest the content must have.
+        checksum: Option<String>,
+        /// The file's name: the last segment of the URL's path.
+        filename: String,
     },
 }
 

@@ -103,11 +103,27 @@ pub struct SolveOptions {
 impl Default for SolveOptions {
     fn default() -> Self {
         SolveOptions {
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            jobs: default_jobs(),
             no_cache: false,
             events: None,
         }
     }
+}
+
+/// How many vertices run at once unless told otherwise: four per core,
+/// and at least 16.
+///
+/// Not one per core: the limit counts steps, not CPU. A RUN that downloads,
+/// sleeps or waits on a lock holds its slot while using no CPU, so one slot
+/// per core would leave cores idle while ready steps queue (BuildKit sets no
+/// limit at all and runs every ready vertex at once). CPU-bound steps lose
+/// nothing by being admitted together, the kernel shares the cores among
+/// them and the total time stays the same. The cap is kept finite so that a
+/// generated Dockerfile with hundreds of independent stages does not start
+/// hundreds of sandboxes (and their overlay mounts) at the same moment.
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 4).max(16)
 }
 
 /// Why a vertex failed.

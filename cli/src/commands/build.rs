@@ -19,7 +19,9 @@ use crate::Globals;
 /// Flags of `kiln build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The build context: a directory, or `-` for a tar on standard input.
+    /// The build context: a directory; `-` for a tar archive (plain, gzip,
+    /// bzip2, xz or zstd) or a lone Dockerfile on standard input; or a git
+    /// repository URL (`https://host/repo.git#ref:subdir`, `git@...`, `git://...`).
     context: PathBuf,
     /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from standard input.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
@@ -69,7 +71,8 @@ pub struct Args {
     /// Security options (`no-new-privileges`).
     #[arg(long = "security-opt", value_name = "OPT")]
     security_opt: Vec<String>,
-    /// How many steps may run at once (default: one per core).
+    /// How many steps may run at once (default: four per core, at least 16;
+    /// a step waiting on the network holds a slot without using a core).
     #[arg(long)]
     jobs: Option<usize>,
     /// Outputs: `type=local,dest=DIR`, `type=tar,dest=FILE`,
@@ -92,21 +95,16 @@ pub struct Args {
 /// Runs the build and exports its result.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let started = Instant::now();
-    let context = args.context.clone();
-    if context.as_os_str() == "-" {
-        bail!("a context from standard input is not supported yet: pass a directory");
-    }
-    if !context.is_dir() {
-        bail!(
-            "unable to prepare context: path {:?} not found",
-            context.display().to_string()
-        );
-    }
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| context.join("Dockerfile"));
-    let (name, bytes) = super::parse::read_dockerfile(&dockerfile_path)?;
+    let store = Store::open(&g.root)
+        .with_context(|| format!("opening the store at {}", g.root.display()))?;
+    let context_arg = args.context.to_string_lossy().into_owned();
+    let prepared = super::build_context::prepare(&store, &context_arg, args.file.as_deref())?;
+    let context = prepared.dir.clone();
+    let dockerfile_path = prepared.dockerfile_path.clone();
+    let (name, bytes) = (
+        prepared.dockerfile_name.clone(),
+        prepared.dockerfile.clone(),
+    );
     let dockerfile = match kiln_parser::parse_bytes(&bytes, &name) {
         Ok(df) => df,
         Err(err) => return Ok(super::parse::report(err)),
@@ -119,14 +117,15 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             _ => bail!("platform {p} was asked for, but kiln builds only for the host platform {platform} (no emulation)"),
         }
     }
-    let ignore = if dockerfile_path.as_os_str() == "-" {
-        kiln_parser::dockerignore::load(&context, Path::new("Dockerfile"))
-    } else {
-        kiln_parser::dockerignore::load(&context, &dockerfile_path)
-    }
+    let ignore = kiln_parser::dockerignore::load(
+        &context,
+        dockerfile_path.as_deref().unwrap_or(Path::new("")),
+    )
     .map_err(|e| anyhow!("{e}"))?;
+    let build_args = key_values(&args.build_args, true)?;
+    let epoch = source_date_epoch(build_args.get("SOURCE_DATE_EPOCH"))?;
     let options = BuildOptions {
-        build_args: key_values(&args.build_args, true)?,
+        build_args,
         target: args.target.clone(),
         platform: platform.clone(),
         labels: key_values(&args.labels, false)?,
@@ -137,11 +136,9 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             "host" => kiln_solver::op::NetworkMode::Host,
             _ => kiln_solver::op::NetworkMode::Default,
         },
-        epoch: source_date_epoch()?,
+        epoch,
     };
 
-    let store = Store::open(&g.root)
-        .with_context(|| format!("opening the store at {}", g.root.display()))?;
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
     let mut images = HashMap::new();
     for reference in plan.images() {
@@ -167,6 +164,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             secrets: read_secrets(&args.secrets)?,
             ssh: ssh_sockets(&args.ssh)?,
             epoch: options.epoch,
+            temporary_context: prepared.temporary,
             no_new_privileges: args
                 .security_opt
                 .iter()
@@ -561,9 +559,16 @@ fn key_values(items: &[String], env_fallback: bool) -> Result<BTreeMap<String, S
     Ok(out)
 }
 
-fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => {
+/// The build's epoch: `--build-arg SOURCE_DATE_EPOCH=...` (what BuildKit
+/// reads), else the environment variable (which buildx turns into that
+/// build arg).
+fn source_date_epoch(build_arg: Option<&String>) -> Result<Option<i64>> {
+    let value = match build_arg {
+        Some(v) => Some(v.clone()),
+        None => std::env::var("SOURCE_DATE_EPOCH").ok(),
+    };
+    match value {
+        Some(v) if !v.is_empty() => {
             Ok(Some(v.parse().with_context(|| {
                 format!("SOURCE_DATE_EPOCH={v} is not a number of seconds")
             })?))

@@ -200,6 +200,74 @@ impl FileOpError {
     }
 }
 
+/// What the start of a stream is, for a build context or a Dockerfile read
+/// from standard input (docker's `DetectArchiveReader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A tar archive, perhaps compressed (gzip, bzip2, xz or zstd).
+    Archive,
+    /// Anything else: docker reads it as a Dockerfile.
+    Other,
+}
+
+/// Tells a tar archive (or a compressed stream) from anything else by the
+/// first bytes of a stream: up to one tar header block (512 bytes).
+pub fn stream_kind(head: &[u8]) -> StreamKind {
+    if unpack::is_compressed(head) {
+        return StreamKind::Archive;
+    }
+    // A tar header: a checksum over the block that adds up, as Go's
+    // archive/tar checks it (the "ustar" magic is absent from v7 tars).
+    if head.len() < 512 || head.iter().all(|&b| b == 0) {
+        return StreamKind::Other;
+    }
+    let field = &head[148..156];
+    let text: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&text, 8) else {
+        return StreamKind::Other;
+    };
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    if sum == stored {
+        StreamKind::Archive
+    } else {
+        StreamKind::Other
+    }
+}
+
+/// Unpacks a tar stream (plain or compressed, told by its first bytes)
+/// into the directory `dest`, which acts as the root of every entry: names
+/// with `..`, absolute names, symlinks and hard links cannot reach outside
+/// it. Streamed: memory stays flat whatever the size. `display` names the
+/// stream in errors.
+pub fn unpack_stream<R: io::Read + Send + 'static>(
+    dest: &Path,
+    input: R,
+    display: &str,
+) -> Result<(), FileOpError> {
+    let mut input = io::BufReader::with_capacity(64 * 1024, input);
+    let head = io::BufRead::fill_buf(&mut input)
+        .map_err(|e| FileOpError::io("add", display, e))?
+        .to_vec();
+    let root = Root::open(dest).map_err(|e| FileOpError::io("add", display, e))?;
+    let reader = unpack::decoder_for(&head, input)
+        .map_err(|e| FileOpError::new("add", display, ErrorKind::Archive(e.to_string())))?;
+    unpack::extract_from(root, reader, None, display)
+}
+
 /// Runs `actions` in order on `env.dest_root`.
 ///
 /// Blocking (file system calls, a rayon pool for the files of big

@@ -846,3 +846,61 @@ fn dockerignore_cannot_be_bypassed_through_a_context_symlink() {
     assert!(f.dest.join("w/ok").exists());
     assert!(!f.dest.join("w/secret").exists());
 }
+
+#[test]
+fn stdin_streams_are_told_apart_as_docker_does() {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_old();
+    h.set_path("Dockerfile").unwrap();
+    h.set_size(5);
+    h.set_cksum();
+    tar.append(&h, &b"FROM "[..]).unwrap();
+    let bytes = tar.into_inner().unwrap();
+    // A v7 header (no "ustar" magic) is a tar by its checksum alone.
+    assert_eq!(stream_kind(&bytes[..512]), StreamKind::Archive);
+    let mut damaged = bytes[..512].to_vec();
+    damaged[0] ^= 1;
+    assert_eq!(stream_kind(&damaged), StreamKind::Other);
+    assert_eq!(stream_kind(&[0x1f, 0x8b, 8]), StreamKind::Archive);
+    assert_eq!(stream_kind(&[0x28, 0xb5, 0x2f, 0xfd]), StreamKind::Archive);
+    let long = format!("FROM busybox\n{}", "RUN true\n".repeat(100));
+    assert_eq!(stream_kind(long.as_bytes()), StreamKind::Other);
+    assert_eq!(stream_kind(&[0; 512]), StreamKind::Other);
+    assert_eq!(stream_kind(b""), StreamKind::Other);
+}
+
+#[test]
+fn unpack_stream_keeps_every_entry_inside_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        // Raw names: the tar crate refuses to write `..` through set_path.
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        tar.append(&h, data).unwrap();
+    };
+    let up = format!("../../../../../../..{}/by-name", outside.path().display());
+    add(&up, tar::EntryType::Regular, None, b"x");
+    let target = outside.path().to_str().unwrap().to_string();
+    add("link", tar::EntryType::Symlink, Some(&target), b"");
+    add("link/through", tar::EntryType::Regular, None, b"y");
+    let bytes = tar.into_inner().unwrap();
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&bytes).unwrap();
+        e.finish().unwrap()
+    };
+    unpack_stream(dir.path(), std::io::Cursor::new(gz), "test").unwrap();
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    let inside = dir.path().join(outside.path().strip_prefix("/").unwrap());
+    assert_eq!(read(&inside.join("by-name")), "x");
+    assert_eq!(read(&inside.join("through")), "y");
+}

@@ -42,20 +42,41 @@ impl Read for FromStart {
 fn decoder(file: File) -> io::Result<Box<dyn Read>> {
     let mut magic = [0u8; 6];
     let n = file.read_at(&mut magic, 0)?;
-    let m = &magic[..n];
-    let file = FromStart { file, pos: 0 };
+    decoder_for(&magic[..n], FromStart { file, pos: 0 })
+}
+
+/// A decompressing reader over `input`, chosen by `magic`, its first bytes
+/// (gzip, bzip2, xz, zstd, or none).
+pub(crate) fn decoder_for<R: Read + Send + 'static>(
+    magic: &[u8],
+    input: R,
+) -> io::Result<Box<dyn Read>> {
+    let m = magic;
     let r: Box<dyn Read> = if m.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input)))
     } else if m.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file)))
+        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(input)))
     } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(XzReader::new(file))
+        Box::new(XzReader::new(input))
     } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(file)?)
+        Box::new(zstd::stream::read::Decoder::new(input)?)
     } else {
-        Box::new(file)
+        Box::new(input)
     };
     Ok(r)
+}
+
+/// Whether `magic`, the first bytes of a stream, start a compressed stream
+/// kiln can read.
+pub(crate) fn is_compressed(magic: &[u8]) -> bool {
+    [
+        &[0x1f, 0x8b][..],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ]
+    .iter()
+    .any(|m| magic.starts_with(m))
 }
 
 /// lzma-rs decodes into a writer; this runs it on a thread and hands the
@@ -82,7 +103,7 @@ impl io::Write for ChanWriter {
 }
 
 impl XzReader {
-    fn new(file: FromStart) -> XzReader {
+    fn new<R: Read + Send + 'static>(file: R) -> XzReader {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         std::thread::spawn(move || {
             let mut input = BufReader::new(file);
@@ -145,7 +166,19 @@ pub(crate) fn extract(
     display: &str,
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
-    let mut ar = tar::Archive::new(decoder(file).map_err(bad)?);
+    extract_from(root, decoder(file).map_err(bad)?, chown, display)
+}
+
+/// Unpacks the (already decompressed) tar stream `input` into `root`, as
+/// [`extract`] does.
+pub(crate) fn extract_from(
+    root: Root,
+    input: Box<dyn Read>,
+    chown: Option<Ids>,
+    display: &str,
+) -> Result<(), FileOpError> {
+    let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
+    let mut ar = tar::Archive::new(input);
     // Parents missing from the archive are made as go-archive makes them:
     // 0755, owned by root even under --chown.
     let spec = DirSpec {

@@ -65,6 +65,7 @@ pub(super) struct Converter<'p, 'a> {
     images: &'p HashMap<String, ResolvedImage>,
     graph: Graph,
     context: Option<VertexId>,
+    scratch: Option<VertexId>,
     image_vertices: HashMap<String, VertexId>,
     used_args: BTreeSet<String>,
     created: Option<String>,
@@ -85,6 +86,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             images,
             graph: Graph::new(),
             context: None,
+            scratch: None,
             image_vertices: HashMap::new(),
             used_args,
             created: plan.options.epoch.map(rfc3339),
@@ -196,6 +198,17 @@ impl<'p, 'a> Converter<'p, 'a> {
             None,
         );
         self.context = Some(v);
+        v
+    }
+
+    /// The empty filesystem a `COPY --link` copies onto. Unnamed: the
+    /// progress display does not show it.
+    fn scratch_vertex(&mut self) -> VertexId {
+        if let Some(v) = self.scratch {
+            return v;
+        }
+        let v = source_vertex(&mut self.graph, SourceOp::Scratch, String::new(), None);
+        self.scratch = Some(v);
         v
     }
 
@@ -853,32 +866,31 @@ impl<'p, 'a> Converter<'p, 'a> {
             chmod: copy.chmod.as_ref(),
             excludes: &copy.excludes,
             parents: copy.parents,
+            link: copy.link,
             unpack: false,
             keyword: "COPY",
+            remote: None,
         };
         self.copy_like(cx, inst, source, spec)
     }
 
     fn add_cmd(&mut self, cx: &mut StageCx, inst: &Instruction, add: &Add) -> Result<()> {
-        for s in &add.sources {
-            let v = &s.value;
-            if v.starts_with("http://")
-                || v.starts_with("https://")
-                || v.starts_with("git@")
-                || v.contains(".git#")
-            {
-                return Err(self.err(inst, Some(s.span), format!(
-                    "ADD of a remote source ({v}) is not supported by kiln yet; download it in a RUN step or COPY a local file"
-                )));
-            }
-        }
-        if let Some(c) = &add.checksum {
-            return Err(self.err(
-                inst,
-                Some(c.span),
-                "checksum requires HTTP(S) or Git sources",
-            ));
-        }
+        let checksum = add
+            .checksum
+            .as_ref()
+            .map(|c| -> Result<String> {
+                let v = self.expand(inst, &c.value, c.span, &cx.env)?;
+                check_checksum(&v).map_err(|e| self.err(inst, Some(c.span), e))?;
+                if add.sources.len() != 1 {
+                    return Err(self.err(
+                        inst,
+                        Some(c.span),
+                        "checksum can't be specified for multiple sources",
+                    ));
+                }
+                Ok(v)
+            })
+            .transpose()?;
         let source = self.context_vertex();
         let spec = CopySpec {
             sources: &add.sources,
@@ -888,8 +900,13 @@ impl<'p, 'a> Converter<'p, 'a> {
             chmod: add.chmod.as_ref(),
             excludes: &add.excludes,
             parents: false,
+            link: add.link,
             unpack: add.unpack.unwrap_or(true),
             keyword: "ADD",
+            remote: Some(RemoteAdd {
+                checksum,
+                checksum_span: add.checksum.as_ref().map(|c| c.span),
+            }),
         };
         self.copy_like(cx, inst, source, spec)
     }
@@ -927,24 +944,75 @@ impl<'p, 'a> Converter<'p, 'a> {
             msg.push_str(&format!(" --chmod={m}"));
         }
         let mut actions = Vec::new();
+        let mut inputs = vec![cx.vertex];
         if !spec.sources.is_empty() {
             let mut sources = Vec::new();
+            let mut local_at = None;
             for s in spec.sources {
                 let v = self.expand(inst, &s.value, s.span, &cx.env)?;
                 msg.push_str(&format!(" {v}"));
+                if let Some(remote) = &spec.remote {
+                    if is_git_source(&v) {
+                        return Err(self.err(inst, Some(s.span), format!(
+                            "ADD of a git repository ({v}) is not supported by kiln yet; clone it in a RUN step"
+                        )));
+                    }
+                    if is_http_source(&v) {
+                        let filename = url_filename(&v);
+                        let origin = self.origin(inst.span.start.line, &cx.label);
+                        let http = source_vertex(
+                            &mut self.graph,
+                            SourceOp::Http {
+                                url: v.clone(),
+                                checksum: remote.checksum.clone(),
+                                filename: filename.clone(),
+                            },
+                            v.clone(),
+                            origin,
+                        );
+                        inputs.push(http);
+                        // BuildKit never unpacks a downloaded archive.
+                        actions.push(FileAction::Copy(CopyAction {
+                            input: inputs.len() - 1,
+                            sources: vec![format!("/{filename}")],
+                            dest: dest.clone(),
+                            owner: owner.clone(),
+                            mode: chmod.clone(),
+                            exclude: Vec::new(),
+                            parents: false,
+                            unpack_archives: false,
+                            follow_symlinks: true,
+                        }));
+                        continue;
+                    }
+                    if let Some(span) = remote.checksum_span {
+                        return Err(self.err(
+                            inst,
+                            Some(span),
+                            "checksum requires HTTP(S) or Git sources",
+                        ));
+                    }
+                }
+                local_at.get_or_insert(actions.len());
                 sources.push(v);
             }
-            actions.push(FileAction::Copy(CopyAction {
-                input: 1,
-                sources,
-                dest: dest.clone(),
-                owner: owner.clone(),
-                mode: chmod.clone(),
-                exclude: spec.excludes.iter().map(|w| w.value.clone()).collect(),
-                parents: spec.parents,
-                unpack_archives: spec.unpack,
-                follow_symlinks: true,
-            }));
+            if let Some(at) = local_at {
+                inputs.push(source);
+                actions.insert(
+                    at,
+                    FileAction::Copy(CopyAction {
+                        input: inputs.len() - 1,
+                        sources,
+                        dest: dest.clone(),
+                        owner: owner.clone(),
+                        mode: chmod.clone(),
+                        exclude: spec.excludes.iter().map(|w| w.value.clone()).collect(),
+                        parents: spec.parents,
+                        unpack_archives: spec.unpack,
+                        follow_symlinks: true,
+                    }),
+                );
+            }
         }
         for doc in spec.heredocs {
             msg.push_str(&format!(" <<{}", doc.path));
@@ -973,19 +1041,19 @@ impl<'p, 'a> Converter<'p, 'a> {
             });
         }
         msg.push_str(&format!(" {}", spec.dest.value));
-        let inputs = if spec.sources.is_empty() {
-            vec![cx.vertex]
-        } else {
-            vec![cx.vertex, source]
-        };
         let name = self.name(cx, inst);
-        cx.vertex = self.add(
-            cx,
-            Op::File(FileOp { actions }),
-            inputs,
-            name,
-            inst.span.start.line,
-        );
+        let line = inst.span.start.line;
+        // BuildKit links only without --chmod (convert_copy.go), and so does kiln.
+        if spec.link && chmod.is_none() {
+            // The copy onto an empty filesystem keys without the stage
+            // below it; the merge stacks its layer on whatever that is.
+            inputs[0] = self.scratch_vertex();
+            let linked = self.add(cx, Op::File(FileOp { actions }), inputs, name.clone(), line);
+            let merge_name = name.replacen("] ", "] LINK ", 1);
+            cx.vertex = self.add(cx, Op::Merge, vec![cx.vertex, linked], merge_name, line);
+        } else {
+            cx.vertex = self.add(cx, Op::File(FileOp { actions }), inputs, name, line);
+        }
         self.history(cx, format!("{msg} # buildkit"), true);
         Ok(())
     }
@@ -999,8 +1067,64 @@ struct CopySpec<'s> {
     chmod: Option<&'s kiln_parser::Word>,
     excludes: &'s [kiln_parser::Word],
     parents: bool,
+    link: bool,
     unpack: bool,
     keyword: &'static str,
+    /// ADD: URLs are downloaded (with this `--checksum`), not read from the context.
+    remote: Option<RemoteAdd>,
+}
+
+struct RemoteAdd {
+    checksum: Option<String>,
+    checksum_span: Option<Span>,
+}
+
+/// Whether an ADD source is an HTTP(S) URL (BuildKit's `isHTTPSource`).
+fn is_http_source(src: &str) -> bool {
+    src.starts_with("http://") || src.starts_with("https://")
+}
+
+/// Whether an ADD source names a git repository (BuildKit's `isGitSource`,
+/// simplified: a URL ending in `.git` with an optional fragment, or an
+/// `ssh://`, `git://` or `git@` remote).
+fn is_git_source(src: &str) -> bool {
+    let url = src.split_once('#').map_or(src, |(u, _)| u);
+    ["git@", "git://", "ssh://"]
+        .iter()
+        .any(|p| src.starts_with(p))
+        || (is_http_source(src) && url.ends_with(".git"))
+}
+
+/// The name BuildKit gives a downloaded file: the last segment of the
+/// URL's path, percent-decoded (`__unnamed__` when there is none).
+fn url_filename(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let base = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    let decoded = percent_encoding::percent_decode_str(base)
+        .decode_utf8_lossy()
+        .into_owned();
+    match decoded.as_str() {
+        "" | "." | ".." => "__unnamed__".into(),
+        // A decoded `/` cannot make a path: keep the name one component.
+        d => d.replace('/', "%2F"),
+    }
+}
+
+/// `--checksum`: `sha256:` and 64 hex digits (the one algorithm kiln checks).
+fn check_checksum(v: &str) -> std::result::Result<(), String> {
+    match v.split_once(':') {
+        Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(())
+        }
+        Some((algo, _)) if algo != "sha256" => Err(format!(
+            "invalid checksum {v}: kiln checks sha256 digests only"
+        )),
+        _ => Err(format!(
+            "invalid checksum {v}: expected sha256:<64 hex digits>"
+        )),
+    }
 }
 
 fn owner_of(spec: String) -> Owner {
@@ -1158,6 +1282,23 @@ pub fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_file_names_as_buildkit_makes_them() {
+        assert_eq!(
+            url_filename("https://h/a/b/file.tar.gz?x=1#f"),
+            "file.tar.gz"
+        );
+        assert_eq!(url_filename("http://h:8080/dir/"), "dir");
+        assert_eq!(url_filename("http://h"), "__unnamed__");
+        assert_eq!(url_filename("http://h/a%20b"), "a b");
+        assert_eq!(url_filename("http://h/..%2F..%2Fetc"), "..%2F..%2Fetc");
+        assert!(is_git_source("https://github.com/o/r.git#main"));
+        assert!(!is_git_source("https://h/x.tar"));
+        assert!(check_checksum(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(check_checksum("sha256:abc").is_err());
+        assert!(check_checksum(&format!("md5:{}", "a".repeat(32))).is_err());
+    }
 
     #[test]
     fn rfc3339_of_known_times() {

@@ -83,6 +83,7 @@ fn apply_in_private_namespace(
         match input {
             _ if i == 0 => roots.push((merged.clone(), false)),
             Output::Context => roots.push((w.options.context.clone(), true)),
+            Output::Dir(dir) => roots.push((dir.clone(), false)),
             Output::Fs(steps) => {
                 let view = scratch.join(format!("input-{i}"));
                 std::fs::create_dir_all(&view)?;

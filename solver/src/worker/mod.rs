@@ -10,6 +10,7 @@
 
 mod exec;
 mod file;
+mod http;
 mod mounts;
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use kiln_cache::{Digest, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::context::{ContextIndex, Walk};
+use crate::context::ContextIndex;
 use crate::graph::{Graph, VertexId};
 use crate::key::{CacheKey, KeyRecord};
 use crate::op::{FileAction, Op, SourceOp};
@@ -64,6 +65,9 @@ pub enum Output {
     Fs(Vec<Step>),
     /// The build context (read in place, never copied into the store).
     Context,
+    /// A directory made for this build only, read in place (an `ADD <url>`
+    /// download); never recorded in the cache.
+    Dir(PathBuf),
 }
 
 impl Output {
@@ -77,7 +81,7 @@ impl Output {
                     Step::Empty => None,
                 })
                 .collect(),
-            Output::Context => Vec::new(),
+            Output::Context | Output::Dir(_) => Vec::new(),
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct WorkerOptions {
     pub ssh: HashMap<String, PathBuf>,
     /// SOURCE_DATE_EPOCH: layer mtimes are clamped to it.
     pub epoch: Option<i64>,
+    /// The context is a copy made for this build only (from standard input
+    /// or a git clone): no stat cache is kept for its path.
+    pub temporary_context: bool,
     /// `--security-opt no-new-privileges` for RUN steps.
     pub no_new_privileges: bool,
 }
@@ -149,6 +156,14 @@ pub struct LocalWorker {
     events: Mutex<Option<mpsc::UnboundedSender<Event>>>,
     build_id: String,
     steps: std::sync::atomic::AtomicUsize,
+    /// `ADD <url>` downloads of this build.
+    downloads: http::Downloads,
+}
+
+impl Drop for LocalWorker {
+    fn drop(&mut self) {
+        self.downloads.remove_all();
+    }
 }
 
 impl LocalWorker {
@@ -173,6 +188,7 @@ impl LocalWorker {
             events: Mutex::new(events),
             build_id,
             steps: std::sync::atomic::AtomicUsize::new(0),
+            downloads: http::Downloads::default(),
         }
     }
 
@@ -234,22 +250,12 @@ impl LocalWorker {
         let cache_file =
             cache_file_for(&self.store.root().join("statcache"), &self.options.context);
         let mut cache = StatCache::load(&cache_file);
-        let ignore = self.options.ignore.clone();
-        let filter = move |path: &str, is_dir: bool| -> Walk {
-            match &ignore {
-                None => Walk::Include,
-                Some(m) if m.matches(path) => {
-                    if is_dir && !m.can_skip_excluded_dir(path) {
-                        Walk::ExcludeButDescend
-                    } else {
-                        Walk::Exclude
-                    }
-                }
-                Some(_) => Walk::Include,
-            }
-        };
         let before = cache.hashes();
-        let (index, _stats) = ContextIndex::scan(&self.options.context, &filter, &mut cache)?;
+        let (index, _stats) = ContextIndex::scan(
+            &self.options.context,
+            self.options.ignore.as_ref(),
+            &mut cache,
+        )?;
         if !before.is_empty() {
             let after = cache.hashes();
             let mut changed: Vec<String> = after
@@ -262,7 +268,9 @@ impl LocalWorker {
             *self.context_changes.lock().expect("context changes lock") = changed;
         }
         // The stat cache only saves work; failing to write it is not a build error.
-        let _ = cache.save(&cache_file);
+        if !self.options.temporary_context {
+            let _ = cache.save(&cache_file);
+        }
         let index = Arc::new(index);
         *slot = Some(Arc::clone(&index));
         Ok(index)
@@ -328,6 +336,33 @@ impl LocalWorker {
         }))
     }
 
+    /// Stacks the layers of `inputs[1..]` on those of `inputs[0]`: the
+    /// blobs are reused as they are; only the chain IDs (which name the
+    /// stack below a layer) change, and the snapshots of the new chains are
+    /// unpacked from the blobs now, so the cache record of the merge points
+    /// only at snapshots that exist.
+    fn merge(&self, inputs: &[Output]) -> Result<Output, WorkerError> {
+        let mut steps: Vec<Step> = Vec::new();
+        for input in inputs {
+            steps.extend(fs_steps(input)?.iter().cloned());
+        }
+        let diff_ids: Vec<Digest> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Layer(l) => Some(l.diff_id.clone()),
+                Step::Empty => None,
+            })
+            .collect();
+        let mut chains = kiln_cache::snapshot::chain_ids(&diff_ids).into_iter();
+        for step in &mut steps {
+            if let Step::Layer(l) = step {
+                l.chain = chains.next().expect("one chain per layer");
+            }
+        }
+        self.lower_dirs(&steps)?;
+        Ok(Output::Fs(steps))
+    }
+
     fn remember(&self, record: &KeyRecord, output: &Output) -> Result<(), WorkerError> {
         let layers = output.layers();
         let now = unix_now();
@@ -381,7 +416,28 @@ impl LocalWorker {
                     .collect();
                 Ok(Output::Fs(steps))
             }
+            Op::Source(SourceOp::Http {
+                url,
+                checksum,
+                filename,
+            }) => {
+                let got = tokio::runtime::Handle::current().block_on(self.downloads.get(
+                    url,
+                    filename,
+                    || Ok(self.store.scratch()?),
+                ))?;
+                if let Some(want) = checksum {
+                    if *want != got.digest.to_string() {
+                        return Err(WorkerError::Other(format!(
+                            "digest mismatch for {url}: {} (expected: {want})",
+                            got.digest
+                        )));
+                    }
+                }
+                Ok(Output::Dir(got.dir))
+            }
             Op::Exec(exec) => exec::run(self, id, exec, &inputs),
+            Op::Merge => self.merge(&inputs),
             Op::File(fileop) => file::run(self, id, fileop, &inputs),
         }
     }
@@ -400,7 +456,7 @@ fn dir_is_empty(dir: &Path) -> Result<bool, WorkerError> {
 fn fs_steps(output: &Output) -> Result<&[Step], WorkerError> {
     match output {
         Output::Fs(steps) => Ok(steps),
-        Output::Context => Err(WorkerError::Other(
+        Output::Context | Output::Dir(_) => Err(WorkerError::Other(
             "the build context cannot be the base of a step".into(),
         )),
     }
@@ -418,6 +474,34 @@ impl Worker for Arc<LocalWorker> {
     ) -> Result<Option<CacheKey>, WorkerError> {
         let vertex = graph.vertex(id);
         let source = graph.vertex(vertex.inputs[input]);
+        if let Op::Source(SourceOp::Http {
+            url,
+            checksum,
+            filename,
+        }) = &source.op
+        {
+            // As BuildKit: a given checksum is the key (no download needed
+            // for a cache hit); otherwise the content, downloaded now.
+            if let Some(c) = checksum {
+                return Ok(Some(http::content_key(filename, c, None)));
+            }
+            // On a blocking thread: the body is written to disk as it comes.
+            let this = Arc::clone(self);
+            let (url, name) = (url.clone(), filename.clone());
+            let got = tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(
+                    this.downloads
+                        .get(&url, &name, || Ok(this.store.scratch()?)),
+                )
+            })
+            .await
+            .map_err(|e| WorkerError::Other(format!("downloading: {e}")))??;
+            return Ok(Some(http::content_key(
+                filename,
+                &got.digest.to_string(),
+                got.last_modified,
+            )));
+        }
         if !matches!(source.op, Op::Source(SourceOp::Local { .. })) {
             return Ok(None);
         }
@@ -461,7 +545,7 @@ impl Worker for Arc<LocalWorker> {
         let record = record.clone();
         tokio::task::spawn_blocking(move || {
             let out = this.execute_blocking(&graph, id, inputs)?;
-            if matches!(graph.vertex(id).op, Op::Exec(_) | Op::File(_)) {
+            if matches!(graph.vertex(id).op, Op::Exec(_) | Op::File(_) | Op::Merge) {
                 this.remember(&record, &out)?;
             }
             Ok(out)
@@ -499,7 +583,7 @@ fn context_prefixes(graph: &Graph, id: VertexId, input: usize) -> Vec<String> {
                 }
             }
         }
-        Op::Source(_) => {}
+        Op::Source(_) | Op::Merge => {}
     }
     prefixes
 }

@@ -163,6 +163,7 @@ impl StepMounts {
     ) -> Result<PathBuf, WorkerError> {
         match input {
             Output::Context => Ok(w.options.context.clone()),
+            Output::Dir(dir) => Ok(dir.clone()),
             Output::Fs(steps) => {
                 let lowers = w.lower_dirs(steps)?;
                 if lowers.is_empty() {
