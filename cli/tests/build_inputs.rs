@@ -2,6 +2,8 @@
 //! Dockerfile on standard input, a git repository), ADD of URLs, COPY
 //! --link, reproducibility and parallel stages, as root on busybox.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -21,7 +23,7 @@ impl Kiln {
         };
         // A root filesystem of its own, removed once imported (a shared one
         // held in a static would never be removed).
-        let rootfs = busybox_rootfs();
+        let rootfs = common::busybox_rootfs("kiln-inputs-rootfs");
         let mut tar = Command::new("tar")
             .arg("-C")
             .arg(rootfs.path())
@@ -95,34 +97,6 @@ impl Kiln {
             .unwrap_or_default();
         assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
     }
-}
-
-/// A busybox root filesystem from Debian's busybox-static, as
-/// `common::rootfs` makes it.
-fn busybox_rootfs() -> tempfile::TempDir {
-    let t = tempfile::Builder::new()
-        .prefix("kiln-inputs-rootfs")
-        .tempdir()
-        .unwrap();
-    let r = t.path();
-    for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", r.join("bin/busybox")).expect("busybox-static (scripts/deps.sh)");
-    let list = Command::new(r.join("bin/busybox"))
-        .arg("--list")
-        .output()
-        .unwrap();
-    for a in String::from_utf8_lossy(&list.stdout).lines() {
-        let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(a));
-    }
-    std::fs::write(
-        r.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    t
 }
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
