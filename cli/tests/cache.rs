@@ -163,6 +163,15 @@ fn cached(progress: &str) -> usize {
     progress.lines().filter(|l| l.ends_with(" CACHED")).count()
 }
 
+/// The cache manifest digest an export reported.
+fn cache_manifest(progress: &str) -> String {
+    let line = progress
+        .lines()
+        .find(|l| l.starts_with("exporting cache to "))
+        .unwrap_or_else(|| panic!("no cache export in:\n{progress}"));
+    line.split(" manifest ").nth(1).unwrap().to_string()
+}
+
 fn digests(meta: &serde_json::Value) -> (String, String) {
     (
         meta["containerimage.digest"].as_str().unwrap().to_string(),
@@ -246,6 +255,12 @@ fn a_registry_cache_lets_a_fresh_machine_build_without_running_a_step() {
         "the image runs"
     );
     m2.ok(&["system", "check"]);
+
+    // Machine 2 exporting what it imported (the usual CI pattern: --cache-from and --cache-to
+    // the same ref) writes the very same cache manifest, uploading nothing new.
+    let (out_again, _) = m2.build(ctx2.path(), &["--cache-from", &bare, "--cache-to", &cache]);
+    assert!(ran(&out_again).is_empty(), "{out_again}");
+    assert_eq!(cache_manifest(&out_again), cache_manifest(&out1));
 
     // A cache that does not exist is a warning (a first build), as in buildx.
     let missing = format!("type=registry,ref={}/t/nothing:1", reg.addr);
@@ -342,4 +357,55 @@ fn a_local_cache_min_holds_the_final_chain_max_every_step_and_edits_rerun_their_
     assert_ne!(digests(&meta4), digests(&meta1));
     assert_eq!(m4.ok(&["run", "--rm", "app:1"]), "one\napp v2\nbuilt\n");
     m4.ok(&["system", "check"]);
+}
+
+#[test]
+fn secrets_used_by_a_step_never_reach_the_cache() {
+    let m = Machine::new();
+    m.import_busybox("busybox:latest");
+    let ctx = tempfile::Builder::new()
+        .prefix("kiln-cache-secret")
+        .tempdir()
+        .unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\n\
+         RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len\n",
+    )
+    .unwrap();
+    let secret = "s3cr3t-value-that-must-not-leak";
+    let file = ctx.path().join("tok.txt");
+    std::fs::write(&file, secret).unwrap();
+    let dest = ctx.path().join("cache");
+    m.build(
+        ctx.path(),
+        &[
+            "--secret",
+            &format!("id=tok,src={}", file.display()),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dest.display()),
+        ],
+    );
+    let (_, config) = layout_config(&dest);
+    assert_eq!(config["records"].as_array().unwrap().len(), 1);
+    // Every blob of the cache, unpacked when gzip: none holds the secret.
+    let mut blobs = 0;
+    for e in std::fs::read_dir(dest.join("blobs/sha256")).unwrap() {
+        let raw = std::fs::read(e.unwrap().path()).unwrap();
+        let mut plain = Vec::new();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            use std::io::Read;
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+        } else {
+            plain = raw;
+        }
+        let found = plain.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(!found, "a cache blob holds the secret");
+        blobs += 1;
+    }
+    assert!(blobs >= 4, "manifest, config and two layers at least");
+    // The step did read it (31 bytes).
+    assert_eq!(m.ok(&["run", "--rm", "app:1", "cat", "/len"]).trim(), "31");
 }

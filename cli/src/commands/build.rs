@@ -177,7 +177,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     } else {
         args.progress.resolve()
     };
-    let imported = if cache_from.is_empty() {
+    // --no-cache uses no cache at all, imported or local (as buildx).
+    let imported = if cache_from.is_empty() || args.no_cache {
         None
     } else {
         crate::build_cache::import(&store, &cache_from, args.quiet || mode == Mode::Quiet)?
