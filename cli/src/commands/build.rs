@@ -298,6 +298,15 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             other => other?,
         }
     }
+    for (id, record) in &solved.keys {
+        if matches!(
+            graph.vertex(*id).op,
+            kiln_solver::op::Op::Exec(_) | kiln_solver::op::Op::File(_)
+        ) {
+            // Best effort: a result not adopted is still in the imported cache next time.
+            let _ = worker.adopt_imported(&record.key);
+        }
+    }
     if args.push {
         for t in &args.tags {
             let opts = super::push::PushOptions {

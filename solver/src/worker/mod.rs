@@ -226,6 +226,38 @@ impl LocalWorker {
             .cloned())
     }
 
+    /// Records in the local cache the imported result for `key` once all its
+    /// layers were fetched (by a step, the export or a cache export), so the
+    /// next build finds it without `--cache-from`. Returns whether it did.
+    pub fn adopt_imported(&self, key: &CacheKey) -> Result<bool, WorkerError> {
+        let hex = key.to_hex();
+        let Some(output) = self.imported.as_ref().and_then(|i| i.records.get(&hex)) else {
+            return Ok(false);
+        };
+        let layers = output.layers();
+        let content = self.store.content();
+        if self.store.cache_get(&hex)?.is_some()
+            || !layers.iter().all(|l| content.contains(&l.blob))
+        {
+            return Ok(false);
+        }
+        let now = unix_now();
+        let rec = CacheRecord {
+            blobs: layers.iter().map(|l| l.blob.clone()).collect(),
+            // Only the snapshots already unpacked: the others are made from the blobs when used.
+            snapshots: layers
+                .iter()
+                .filter(|l| self.store.snapshots().exists(&l.chain))
+                .map(|l| l.chain.clone())
+                .collect(),
+            value: serde_json::to_value(output).map_err(|e| WorkerError::Other(e.to_string()))?,
+            created: now,
+            last_used: now,
+        };
+        self.store.cache_put(&hex, &rec)?;
+        Ok(true)
+    }
+
     /// Makes sure every layer blob of `output` is in the store, fetching the
     /// ones an imported result named from their remote cache.
     pub fn materialize(&self, output: &Output) -> Result<(), WorkerError> {
