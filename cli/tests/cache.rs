@@ -419,3 +419,59 @@ fn secrets_used_by_a_step_never_reach_the_cache() {
     // The step did read it (31 bytes).
     assert_eq!(m.ok(&["run", "--rm", "app:1", "cat", "/len"]).trim(), "31");
 }
+
+#[test]
+fn a_damaged_cache_blob_fails_the_build_clearly_and_leaves_the_store_clean() {
+    let m1 = Machine::new();
+    m1.import_busybox("busybox:latest");
+    let ctx = context("busybox:latest");
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-cache-damaged")
+        .tempdir()
+        .unwrap();
+    let dest = dir.path().join("c");
+    m1.build(
+        ctx.path(),
+        &["--cache-to", &format!("type=local,dest={}", dest.display())],
+    );
+    // Flip bytes inside every gzip layer of the layout.
+    let (_, config) = layout_config(&dest);
+    for l in config["layers"].as_array().unwrap() {
+        let hex = l["blob"]["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        let path = dest.join("blobs/sha256").join(hex);
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in &mut bytes[20..40] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let m2 = Machine::new();
+    m2.import_busybox("busybox:latest");
+    let out = m2
+        .cmd()
+        .args([
+            "build",
+            "--progress=plain",
+            "--network",
+            "none",
+            "-t",
+            "app:1",
+        ])
+        .arg("--cache-from")
+        .arg(format!("type=local,src={}", dest.display()))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("from the imported build cache"),
+        "the error names the cache:\n{err}"
+    );
+    assert!(m2.ok(&["images"]).lines().all(|l| !l.starts_with("app ")));
+    m2.ok(&["system", "check"]);
+}

@@ -122,7 +122,9 @@ fn copy_from_layout<S: BlobSink>(
             ));
         }
         hasher.update(&buf[..n]);
-        writer.write(&buf[..n]).map_err(|e| e.to_string())?;
+        writer
+            .write(&buf[..n])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let size = hasher.len();
     let digest = hasher.finish();
@@ -212,7 +214,12 @@ struct GunzipWriter {
 
 impl BlobWriter for GunzipWriter {
     fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.decoder.write_all(chunk)?;
+        self.decoder.write_all(chunk).map_err(|e| {
+            format!(
+                "the cache's gzip blob of layer {} does not unpack: {e}",
+                self.plain
+            )
+        })?;
         if self.decoder.get_ref().len() > self.plain_size {
             return Err(format!(
                 "layer {} unpacks to more than its {} bytes",
