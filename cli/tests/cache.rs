@@ -353,6 +353,37 @@ fn a_local_cache_min_holds_the_final_chain_max_every_step_and_edits_rerun_their_
     assert_eq!(cached(&out3), STEPS, "{out3}");
     assert_eq!(digests(&meta3), digests(&meta1));
     assert_eq!(m3.ok(&["run", "--rm", "app:1"]), "one\napp v1\nbuilt\n");
+    // Layers are fetched only when needed: the builder stage's own layer (in max, not in
+    // min) was never needed, since the final image's steps were all hits.
+    let used = |config: &serde_json::Value| -> Vec<String> {
+        config["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["stored"]["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let in_min = used(&min_config);
+    let only_builder: Vec<String> = used(&max_config)
+        .into_iter()
+        .filter(|d| !in_min.contains(d))
+        .collect();
+    assert_eq!(only_builder.len(), 1, "{max_config}");
+    let stored = |m: &Machine, d: &str| {
+        m.root
+            .path()
+            .join("blobs/sha256")
+            .join(d.strip_prefix("sha256:").unwrap())
+            .exists()
+    };
+    assert!(
+        !stored(&m3, &only_builder[0]),
+        "the builder's layer was fetched"
+    );
+    assert!(
+        in_min.iter().all(|d| stored(&m3, d)),
+        "the image's layers are there"
+    );
 
     // An edited context file reruns exactly the steps that depend on it. Machine 4's base
     // is the same filesystem imported at another time (another image ID): keys depend on
