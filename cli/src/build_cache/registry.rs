@@ -17,7 +17,7 @@ use crate::commands::pull::{client, parse_reference, runtime};
 use crate::commands::push::{GzipMemo, LayerPusher};
 use crate::registry_store::{to_registry_digest, to_store_digest, RegistryStore};
 
-/// What a registry cache's manifest says, once checked.
+/// The cache reference, which must name a tag (the manifest is pushed under it).
 fn reference_of(input: &str) -> Result<Reference> {
     let reference = parse_reference(input)?;
     if reference.digest().is_some() {
