@@ -4,6 +4,7 @@
 //! declares the command line and dispatches. Library crates return typed
 //! errors; here they become `anyhow` errors with context, printed once.
 
+mod build_cache;
 mod commands;
 mod progress;
 mod registry_store;

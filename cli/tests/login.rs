@@ -1,60 +1,25 @@
 //! `kiln login` / `kiln logout` against a real registry with htpasswd basic auth
 //! (Debian's docker-registry and apache2-utils; see scripts/deps.sh).
 
+mod common;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Registry;
 
 fn start_htpasswd_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", "acc", "pa55-w0rd"])
-        .output()
-        .expect("htpasswd is installed (scripts/deps.sh: apache2-utils)");
-    std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: acc\n    path: {}\n",
-        dir.path().join("data").display(),
-        dir.path().join("htpasswd").display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry is installed (scripts/deps.sh)");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "registry did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Registry {
-        child,
-        addr,
-        _dir: dir,
-    }
+    Registry::start_with(|dir| {
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", "acc", "pa55-w0rd"])
+            .output()
+            .expect("htpasswd is installed (scripts/deps.sh: apache2-utils)");
+        std::fs::write(dir.join("htpasswd"), out.stdout).unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: acc\n    path: {}\n",
+            dir.join("htpasswd").display()
+        )
+    })
 }
 
 fn kiln(docker_config: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {

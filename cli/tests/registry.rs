@@ -2,56 +2,13 @@
 //! registry (Debian's docker-registry on 127.0.0.1, started here), checked with skopeo.
 //! Needs root (kiln run), busybox-static, docker-registry and skopeo: scripts/deps.sh.
 
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-/// A running docker-registry with its storage in a temp dir, killed on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (scripts/deps.sh)");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry { child, addr, dir }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Registry;
 
 fn rootfs() -> &'static Path {
     static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();

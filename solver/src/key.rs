@@ -4,16 +4,21 @@
 //! encoding, and for each input either that input's key or, where the vertex
 //! reads selected files from a local source, the digest of exactly that
 //! content. Names, labels and source locations are left out, so moving a
-//! line or renaming a stage keeps the cache.
+//! line or renaming a stage keeps the cache. An image source keys on its
+//! layers' chain ID and platform, not on its name or manifest digest, so
+//! nothing of the machine (where or how the base image was obtained, the
+//! store's root, the context's path) reaches a key: two machines building
+//! the same Dockerfile on the same context content compute the same keys,
+//! which is what lets them share a cache through a registry.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::op::Op;
+use crate::op::{Op, SourceOp};
 
 /// Bumped whenever the encoding of keys changes, so old cache records stop matching.
-const KEY_VERSION: &[u8] = b"kiln.cachekey.v1\0";
+const KEY_VERSION: &[u8] = b"kiln.cachekey.v2\0";
 
 /// A vertex's cache key: 32 bytes of blake3.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,9 +73,7 @@ impl KeyRecord {
     pub fn new(op: &Op, inputs: Vec<InputKey>) -> Self {
         let mut h = blake3::Hasher::new();
         h.update(KEY_VERSION);
-        // serde_json of these types is deterministic: struct fields in
-        // declaration order, sequences in order, no maps.
-        let encoded = serde_json::to_vec(op).expect("ops always serialize");
+        let encoded = key_encoding(op);
         h.update(&(encoded.len() as u64).to_le_bytes());
         h.update(&encoded);
         for input in &inputs {
@@ -120,6 +123,22 @@ impl KeyRecord {
         }
         reasons
     }
+}
+
+/// The bytes of `op` that go into its key. serde_json of these types is
+/// deterministic: struct fields in declaration order, sequences in order, no
+/// maps.
+fn key_encoding(op: &Op) -> Vec<u8> {
+    if let Op::Source(SourceOp::Image {
+        platform,
+        rootfs: Some(rootfs),
+        ..
+    }) = op
+    {
+        let view = serde_json::json!({ "image": { "platform": platform, "rootfs": rootfs } });
+        return serde_json::to_vec(&view).expect("json values always serialize");
+    }
+    serde_json::to_vec(op).expect("ops always serialize")
 }
 
 /// One reason a step's cache key changed since the last build, in the
@@ -246,7 +265,7 @@ fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::{ExecOp, NetworkMode, SecurityMode, SourceOp};
+    use crate::op::{ExecOp, NetworkMode, SecurityMode};
 
     fn run(cmd: &str, env: &[&str]) -> Op {
         Op::Exec(ExecOp {
@@ -324,6 +343,33 @@ mod tests {
                 DirtyReason::Input { input: 0 },
                 DirtyReason::Content { input: 1 }
             ]
+        );
+    }
+
+    fn image(reference: &str, digest: &str, rootfs: Option<&str>) -> Op {
+        Op::Source(SourceOp::Image {
+            reference: reference.into(),
+            digest: Some(digest.into()),
+            platform: "linux/amd64".into(),
+            rootfs: rootfs.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn an_image_keys_on_its_layers_not_on_its_name_or_manifest() {
+        let key = |op: Op| KeyRecord::new(&op, vec![]).key;
+        // The same layers imported at another time, pulled compressed, or re-tagged.
+        let a = key(image("busybox:latest", "sha256:aa", Some("sha256:c1")));
+        let b = key(image("reg/x/bb:1", "sha256:bb", Some("sha256:c1")));
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            key(image("busybox:latest", "sha256:aa", Some("sha256:c2")))
+        );
+        // Without a known chain the manifest digest decides.
+        assert_ne!(
+            key(image("busybox:latest", "sha256:aa", None)),
+            key(image("busybox:latest", "sha256:bb", None))
         );
     }
 }

@@ -40,6 +40,12 @@ pub enum SourceOp {
         digest: Option<String>,
         /// The platform wanted, e.g. `linux/amd64`.
         platform: String,
+        /// The chain ID of the image's layers (`rootfs.diff_ids`), once known.
+        /// When set, it and the platform alone make the cache key: the same
+        /// filesystem keys the same wherever and however the image was
+        /// obtained (pulled gzip, imported plain, re-tagged, another machine).
+        #[serde(default)]
+        rootfs: Option<String>,
     },
     /// Files of a local directory (the build context or a named context).
     Local {

@@ -490,6 +490,7 @@ mod tests {
                 reference: name.into(),
                 digest: None,
                 platform: "linux/amd64".into(),
+                rootfs: None,
             }),
             inputs: vec![],
             name: name.into(),

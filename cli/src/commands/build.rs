@@ -90,6 +90,14 @@ pub struct Args {
     /// Push each `-t` tag to its registry after the build.
     #[arg(long)]
     push: bool,
+    /// Export the build cache: `type=registry,ref=REPO:TAG` or `type=local,dest=DIR`,
+    /// with `mode=min` (the final image's steps, the default) or `mode=max` (every step).
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF[,mode=max]")]
+    cache_to: Vec<String>,
+    /// Import a build cache: `type=registry,ref=REPO:TAG` (or just `REPO:TAG`) or
+    /// `type=local,src=DIR`. A missing cache is a warning.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    cache_from: Vec<String>,
 }
 
 /// Runs the build and exports its result.
@@ -139,6 +147,17 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         epoch,
     };
 
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| crate::build_cache::spec::parse_cache_to(s))
+        .collect::<Result<Vec<_>>>()?;
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|s| crate::build_cache::spec::parse_cache_from(s))
+        .collect::<Result<Vec<_>>>()?;
+
     let plan = frontend::plan(&dockerfile, &options).map_err(|e| anyhow!("{e}"))?;
     let mut images = HashMap::new();
     for reference in plan.images() {
@@ -155,8 +174,14 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     } else {
         args.progress.resolve()
     };
+    // --no-cache uses no cache at all, imported or local (as buildx).
+    let imported = if cache_from.is_empty() || args.no_cache {
+        None
+    } else {
+        crate::build_cache::import(&store, &cache_from, args.quiet || mode == Mode::Quiet)?
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let worker = Arc::new(LocalWorker::new(
+    let mut worker = LocalWorker::new(
         store.clone(),
         WorkerOptions {
             context: context.clone(),
@@ -171,7 +196,11 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
                 .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true"),
         },
         Some(tx.clone()),
-    ));
+    );
+    if let Some(imported) = imported {
+        worker = worker.with_imported(imported);
+    }
+    let worker = Arc::new(worker);
     let names: HashMap<_, _> = build
         .graph
         .iter()
@@ -243,6 +272,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             build.unused_build_args
         );
     }
+    // A result found in an imported cache may name layers still in that cache.
+    worker.materialize(&solved.output)?;
     let exported = export(&store, build.config, &solved.output, &args, &options)?;
     if args.quiet {
         println!("{}", exported.config_digest);
@@ -253,6 +284,25 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
                 "naming to {} done",
                 kiln_cache::image::normalize_name(t).unwrap_or_else(|_| t.clone())
             );
+        }
+    }
+    for to in &cache_to {
+        let vertices = crate::build_cache::selected_vertices(&graph, target, &solved.keys, to.mode);
+        let quiet = args.quiet || mode == Mode::Quiet;
+        let done = crate::build_cache::export(&store, &worker, to, &vertices, &solved.keys, quiet)
+            .with_context(|| format!("exporting the build cache to {}", to.target));
+        match done {
+            Err(e) if to.ignore_error => eprintln!("WARNING: {e:#}"),
+            other => other?,
+        }
+    }
+    for (id, record) in &solved.keys {
+        if matches!(
+            graph.vertex(*id).op,
+            kiln_solver::op::Op::Exec(_) | kiln_solver::op::Op::File(_)
+        ) {
+            // Best effort: a result not adopted is still in the imported cache next time.
+            let _ = worker.adopt_imported(&record.key);
         }
     }
     if args.push {

@@ -115,13 +115,15 @@ pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln
     let rt = runtime()?;
     let memo = GzipMemo::new(store);
     let job = PushJob {
-        store,
-        client: &client,
-        reference: &reference,
+        layers: LayerPusher {
+            store,
+            client: &client,
+            reference: &reference,
+            shown: &shown,
+            memo: &memo,
+            lines: lines.as_deref(),
+        },
         image: &image,
-        shown: &shown,
-        memo: &memo,
-        lines: lines.as_deref(),
     };
     let (digest, size) = match rt.block_on(job.push(true)) {
         Ok(done) => done,
@@ -145,20 +147,22 @@ pub fn push_image(store: &Store, input: &str, opts: &PushOptions) -> Result<kiln
 /// Remembers, per plain layer, the digest and size of its parallel gzip once uploaded, so a
 /// later push names that blob without compressing (the registry's HEAD then says it exists).
 /// Kept as small files under `ROOT/push-gzip/`, outside the content store.
-struct GzipMemo {
+pub(crate) struct GzipMemo {
     dir: std::path::PathBuf,
     used: Mutex<Vec<kiln_cache::Digest>>,
 }
 
 impl GzipMemo {
-    fn new(store: &Store) -> GzipMemo {
+    /// The memo of `store`.
+    pub fn new(store: &Store) -> GzipMemo {
         GzipMemo {
             dir: store.root().join("push-gzip"),
             used: Mutex::default(),
         }
     }
 
-    fn get(&self, plain: &kiln_cache::Digest) -> Option<(kiln_registry::Digest, u64)> {
+    /// The remembered gzip digest and size of the plain blob `plain`.
+    pub fn get(&self, plain: &kiln_cache::Digest) -> Option<(kiln_registry::Digest, u64)> {
         let text = std::fs::read_to_string(self.dir.join(plain.hex())).ok()?;
         let (digest, size) = text.trim().split_once(' ')?;
         let found = (
@@ -169,7 +173,8 @@ impl GzipMemo {
         Some(found)
     }
 
-    fn put(&self, plain: &kiln_cache::Digest, gzip: &kiln_registry::Digest, size: u64) {
+    /// Remembers that the gzip of `plain` is `gzip` (`size` bytes).
+    pub fn put(&self, plain: &kiln_cache::Digest, gzip: &kiln_registry::Digest, size: u64) {
         // Best effort: without the memo the next push compresses again, nothing worse.
         let _ = std::fs::create_dir_all(&self.dir);
         let tmp = self
@@ -180,37 +185,47 @@ impl GzipMemo {
         }
     }
 
-    fn used(&self) -> bool {
+    /// Whether a remembered digest was used since the last [`GzipMemo::forget_used`].
+    pub fn used(&self) -> bool {
         !self.used.lock().expect("memo lock").is_empty()
     }
 
-    fn forget_used(&self) {
+    /// Forgets every remembered digest that was used (one of them was wrong).
+    pub fn forget_used(&self) {
         for d in self.used.lock().expect("memo lock").drain(..) {
             let _ = std::fs::remove_file(self.dir.join(d.hex()));
         }
     }
 }
 
-/// One image push: its layers compressed as needed, then the manifest.
-struct PushJob<'a> {
-    store: &'a Store,
-    client: &'a Client,
-    reference: &'a kiln_registry::Reference,
-    image: &'a kiln_cache::store::Image,
-    shown: &'a Mutex<HashSet<String>>,
-    memo: &'a GzipMemo,
-    lines: Option<&'a LayerLines>,
+/// Uploads layers to one repository: plain layers gzip-compressed on the way (or named by
+/// their remembered gzip blob), with progress lines.
+pub(crate) struct LayerPusher<'a> {
+    pub store: &'a Store,
+    pub client: &'a Client,
+    pub reference: &'a kiln_registry::Reference,
+    /// Blobs (registry digests) that get progress lines from the client.
+    pub shown: &'a Mutex<HashSet<String>>,
+    pub memo: &'a GzipMemo,
+    pub lines: Option<&'a LayerLines>,
 }
 
-impl PushJob<'_> {
-    /// Returns the manifest's digest and size.
-    async fn push(&self, use_memo: bool) -> Result<(kiln_registry::Digest, usize)> {
-        let source = RegistryStore::new(self.store.clone());
-        let layers = self.image.layers()?;
+impl LayerPusher<'_> {
+    /// Uploads the gzip form of each plain layer among `layers` (blob, size, media type),
+    /// several at a time, and returns plain digest -> (gzip digest, size). A layer whose gzip
+    /// digest is remembered (with `use_memo`) is not compressed: `source` serves it, compressed
+    /// afresh, only if the manifest push that follows finds the registry lacks it. Compressed
+    /// layers are left to that push (they go as they are).
+    pub async fn gzip_layers(
+        &self,
+        source: &RegistryStore,
+        layers: &[(kiln_cache::Digest, u64, String)],
+        use_memo: bool,
+    ) -> Result<HashMap<kiln_cache::Digest, (kiln_registry::Digest, u64)>> {
         let mut compressed: HashMap<kiln_cache::Digest, (kiln_registry::Digest, u64)> =
             HashMap::new();
         let mut plain: Vec<kiln_cache::Digest> = Vec::new();
-        for (d, _, mt) in &layers {
+        for (d, _, mt) in layers {
             if Compression::from_media_type(mt) != Some(Compression::None) {
                 self.shown.lock().expect("shown lock").insert(d.to_string());
                 continue;
@@ -255,9 +270,26 @@ impl PushJob<'_> {
             .try_collect()
             .await?;
         compressed.extend(uploaded);
+        Ok(compressed)
+    }
+}
+
+/// One image push: its layers compressed as needed, then the manifest.
+struct PushJob<'a> {
+    layers: LayerPusher<'a>,
+    image: &'a kiln_cache::store::Image,
+}
+
+impl PushJob<'_> {
+    /// Returns the manifest's digest and size.
+    async fn push(&self, use_memo: bool) -> Result<(kiln_registry::Digest, usize)> {
+        let pusher = &self.layers;
+        let source = RegistryStore::new(pusher.store.clone());
+        let layers = self.image.layers()?;
+        let compressed = pusher.gzip_layers(&source, &layers, use_memo).await?;
 
         // The manifest as stored, with each uncompressed layer swapped for its gzip blob.
-        let stored = self
+        let stored = pusher
             .store
             .content()
             .read_bytes(&self.image.manifest_digest, kiln_cache::image::MAX_JSON)?;
@@ -279,14 +311,14 @@ impl PushJob<'_> {
             }
             serde_json::to_vec(&manifest)?
         };
-        let digest = self
+        let digest = pusher
             .client
-            .push(self.reference, &source, &manifest_bytes, &media_type)
+            .push(pusher.reference, &source, &manifest_bytes, &media_type)
             .await
-            .with_context(|| format!("pushing {}", self.reference.familiar()))?;
+            .with_context(|| format!("pushing {}", pusher.reference.familiar()))?;
         // Every blob the manifest names is now in this repository: a later push of an image
         // sharing them to another repository of this registry mounts them.
-        let repository = format!("{}/{}", self.reference.domain(), self.reference.path());
+        let repository = format!("{}/{}", pusher.reference.domain(), pusher.reference.path());
         let config = to_registry_digest(&self.image.id);
         source.remember_repository(&config, &repository);
         for (d, _, _) in &layers {

@@ -46,3 +46,64 @@ pub fn busybox_rootfs(prefix: &str) -> tempfile::TempDir {
     std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     t
 }
+
+/// A running docker-registry (Debian's) on 127.0.0.1 with its storage in a temp dir,
+/// killed on drop.
+pub struct Registry {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The temp dir: `config.yml`, `log`, and the storage under `data/`.
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// A registry with no authentication.
+    pub fn start() -> Registry {
+        Registry::start_with(|_| String::new())
+    }
+
+    /// A registry whose config gets the YAML `extra` returns (given the temp dir), e.g. an
+    /// `auth:` section.
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Registry {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-test-registry")
+            .tempdir()
+            .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{}",
+            dir.path().join("data").display(),
+            extra(dir.path())
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (scripts/deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Registry { child, addr, dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -175,6 +175,7 @@ impl<'p, 'a> Converter<'p, 'a> {
                 reference: resolved.reference.clone(),
                 digest: Some(resolved.digest.clone()),
                 platform: self.plan.options.platform.to_string(),
+                rootfs: rootfs_chain(&config.rootfs.diff_ids),
             },
             name.to_string(),
             None,
@@ -1277,6 +1278,18 @@ pub fn rfc3339(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The chain ID of an image's layers, or `None` for an image without layers
+/// or with a diff ID that does not parse (its manifest digest keys it then).
+fn rootfs_chain(diff_ids: &[String]) -> Option<String> {
+    let digests = diff_ids
+        .iter()
+        .map(|d| d.parse::<kiln_cache::Digest>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    kiln_cache::snapshot::chain_ids(&digests)
+        .pop()
+        .map(|c| c.to_string())
 }
 
 #[cfg(test)]

@@ -143,6 +143,25 @@ pub struct WorkerOptions {
     pub no_new_privileges: bool,
 }
 
+/// Brings the blob of a layer into the store: the source of results imported
+/// from a remote build cache (`--cache-from`), which name layers the store
+/// may not hold yet. Implemented by the CLI (registry or local directory).
+pub trait LayerFetcher: Send + Sync {
+    /// Puts `layer.blob` into `store`, verified, or says why it cannot.
+    /// Called from blocking threads, perhaps several at once.
+    fn fetch(&self, store: &Store, layer: &Layer) -> Result<(), String>;
+}
+
+/// Results of other machines' builds (`--cache-from`), by cache key: a hit
+/// when the local cache has no record; their layers are fetched only when a
+/// step that runs, or the export, needs them.
+pub struct ImportedCache {
+    /// Each record's result, by the key's hex form.
+    pub records: HashMap<String, Output>,
+    /// Where missing layers come from.
+    pub fetcher: Arc<dyn LayerFetcher>,
+}
+
 /// Runs vertices with the store and the executor.
 pub struct LocalWorker {
     store: Store,
@@ -158,6 +177,8 @@ pub struct LocalWorker {
     steps: std::sync::atomic::AtomicUsize,
     /// `ADD <url>` downloads of this build.
     downloads: http::Downloads,
+    /// Results offered by `--cache-from`, consulted when the local cache misses.
+    imported: Option<ImportedCache>,
 }
 
 impl Drop for LocalWorker {
@@ -189,7 +210,89 @@ impl LocalWorker {
             build_id,
             steps: std::sync::atomic::AtomicUsize::new(0),
             downloads: http::Downloads::default(),
+            imported: None,
         }
+    }
+
+    /// Adds results imported from remote caches: looked up after the local cache.
+    pub fn with_imported(mut self, imported: ImportedCache) -> Self {
+        self.imported = Some(imported);
+        self
+    }
+
+    /// The result stored for `key`: the local cache's (when its blobs are all
+    /// present), else an imported one (whose blobs may still be remote).
+    pub fn cached_output(&self, key: &CacheKey) -> Result<Option<Output>, WorkerError> {
+        let hex = key.to_hex();
+        if let Some(rec) = self.store.cache_get(&hex)? {
+            // A record from an older kiln does not parse: a miss, overwritten later.
+            if let Ok(out) = serde_json::from_value::<Output>(rec.value) {
+                let intact = out
+                    .layers()
+                    .iter()
+                    .all(|l| self.store.content().contains(&l.blob));
+                if intact {
+                    return Ok(Some(out));
+                }
+            }
+        }
+        Ok(self
+            .imported
+            .as_ref()
+            .and_then(|i| i.records.get(&hex))
+            .cloned())
+    }
+
+    /// Records in the local cache the imported result for `key` once all its
+    /// layers were fetched (by a step, the export or a cache export), so the
+    /// next build finds it without `--cache-from`. Returns whether it did.
+    pub fn adopt_imported(&self, key: &CacheKey) -> Result<bool, WorkerError> {
+        let hex = key.to_hex();
+        let Some(output) = self.imported.as_ref().and_then(|i| i.records.get(&hex)) else {
+            return Ok(false);
+        };
+        let layers = output.layers();
+        let content = self.store.content();
+        if self.store.cache_get(&hex)?.is_some()
+            || !layers.iter().all(|l| content.contains(&l.blob))
+        {
+            return Ok(false);
+        }
+        let now = unix_now();
+        let rec = CacheRecord {
+            blobs: layers.iter().map(|l| l.blob.clone()).collect(),
+            // Only the snapshots already unpacked: the others are made from the blobs when used.
+            snapshots: layers
+                .iter()
+                .filter(|l| self.store.snapshots().exists(&l.chain))
+                .map(|l| l.chain.clone())
+                .collect(),
+            value: serde_json::to_value(output).map_err(|e| WorkerError::Other(e.to_string()))?,
+            created: now,
+            last_used: now,
+        };
+        self.store.cache_put(&hex, &rec)?;
+        Ok(true)
+    }
+
+    /// Makes sure every layer blob of `output` is in the store, fetching the
+    /// ones an imported result named from their remote cache.
+    pub fn materialize(&self, output: &Output) -> Result<(), WorkerError> {
+        for layer in output.layers() {
+            if self.store.content().contains(&layer.blob) {
+                continue;
+            }
+            let Some(imported) = &self.imported else {
+                return Err(kiln_cache::Error::BlobNotFound(layer.blob.clone()).into());
+            };
+            imported.fetcher.fetch(&self.store, layer).map_err(|e| {
+                WorkerError::Other(format!(
+                    "fetching layer {} from the imported build cache: {e}",
+                    layer.blob
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Context files that vertex `id` reads and whose content changed since
@@ -384,6 +487,12 @@ impl LocalWorker {
         inputs: Vec<Output>,
     ) -> Result<Output, WorkerError> {
         let vertex = graph.vertex(id);
+        if matches!(vertex.op, Op::Exec(_) | Op::File(_)) {
+            // Inputs found in an imported cache may name layers not fetched yet.
+            for input in &inputs {
+                self.materialize(input)?;
+            }
+        }
         match &vertex.op {
             Op::Source(SourceOp::Scratch) => Ok(Output::Fs(Vec::new())),
             Op::Source(SourceOp::Local { .. }) => Ok(Output::Context),
@@ -517,20 +626,7 @@ impl Worker for Arc<LocalWorker> {
     }
 
     async fn lookup(&self, record: &KeyRecord) -> Result<Option<Output>, WorkerError> {
-        let Some(rec) = self.store.cache_get(&record.key.to_hex())? else {
-            return Ok(None);
-        };
-        match serde_json::from_value::<Output>(rec.value) {
-            Ok(out) => {
-                let intact = out
-                    .layers()
-                    .iter()
-                    .all(|l| self.store.content().contains(&l.blob));
-                Ok(intact.then_some(out))
-            }
-            // A record from an older kiln: treat as a miss and overwrite it.
-            Err(_) => Ok(None),
-        }
+        self.cached_output(&record.key)
     }
 
     async fn execute(
