@@ -522,17 +522,30 @@ impl Store {
 
     /// Records a build-cache result; its blobs and snapshots must exist.
     pub fn cache_put(&self, key: &str, record: &CacheRecord) -> Result<()> {
-        for b in &record.blobs {
-            if !self.content.contains(b) {
-                return Err(Error::BlobNotFound(b.clone()));
+        self.cache_put_all(&[(key, record)])
+    }
+
+    /// Records several build-cache results in one transaction (one commit's fsyncs instead of
+    /// one per record); their blobs and snapshots must exist.
+    pub fn cache_put_all(&self, records: &[(&str, &CacheRecord)]) -> Result<()> {
+        for (_, record) in records {
+            for b in &record.blobs {
+                if !self.content.contains(b) {
+                    return Err(Error::BlobNotFound(b.clone()));
+                }
+            }
+            for s in &record.snapshots {
+                if !self.snapshots.exists(s) {
+                    return Err(Error::Conflict(format!("snapshot {s} does not exist")));
+                }
             }
         }
-        for s in &record.snapshots {
-            if !self.snapshots.exists(s) {
-                return Err(Error::Conflict(format!("snapshot {s} does not exist")));
+        self.meta.write(|w| {
+            for (key, record) in records {
+                w.put(Table::Cache, key, record)?;
             }
-        }
-        self.meta.write(|w| w.put(Table::Cache, key, record))
+            Ok(())
+        })
     }
 
     /// Removes a build-cache record.

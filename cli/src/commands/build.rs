@@ -466,8 +466,11 @@ fn explain_cache(
     }
     // The records only hold what was hashed (ops and digests): no file
     // content and no secret value, which never enter an op.
-    for (&id, record) in &solved.keys {
-        if let (Some(key), Ok(value)) = (step_key(id), serde_json::to_value(record)) {
+    let records: Vec<(String, kiln_cache::metadata::CacheRecord)> = solved
+        .keys
+        .iter()
+        .filter_map(|(&id, record)| {
+            let value = serde_json::to_value(record).ok()?;
             let rec = kiln_cache::metadata::CacheRecord {
                 blobs: Vec::new(),
                 snapshots: Vec::new(),
@@ -475,9 +478,13 @@ fn explain_cache(
                 created: 0,
                 last_used: 0,
             };
-            let _ = store.cache_put(&key, &rec);
-        }
-    }
+            Some((step_key(id)?, rec))
+        })
+        .collect();
+    let batch: Vec<(&str, &kiln_cache::metadata::CacheRecord)> =
+        records.iter().map(|(k, r)| (k.as_str(), r)).collect();
+    // A build whose explanations cannot be kept still succeeded.
+    let _ = store.cache_put_all(&batch);
     lines
 }
 
