@@ -478,8 +478,14 @@ impl Store {
                 size,
                 created: fsutil::now_unix(),
             };
-            self.meta
-                .write(|w| w.put(Table::Snapshots, chain.hex(), &rec))?;
+            // The record and the end of the rootfs lease in one commit: a step's fsyncs are
+            // most of what a small RUN costs.
+            fsutil::remove_tree(&dir)?;
+            self.meta.write(|w| {
+                w.put(Table::Snapshots, chain.hex(), &rec)?;
+                w.remove(Table::Leases, &format!("rootfs-{id}"))
+            })?;
+            return Ok(chain);
         }
         self.remove_rootfs(id)?;
         Ok(chain)
