@@ -102,6 +102,7 @@ impl ContentStore {
             tmp,
             hasher: Hasher::new(),
             store: self.clone(),
+            written_back: 0,
         })
     }
 
@@ -220,7 +221,15 @@ pub struct BlobWriter {
     tmp: PathBuf,
     hasher: Hasher,
     store: ContentStore,
+    /// Bytes already handed to the disk's writeback (see [`WRITEBACK_CHUNK`]).
+    written_back: u64,
 }
+
+/// Every this many bytes, the writer asks the kernel to start writing them to disk. Without it
+/// a big layer sits in the page cache until the commit's fsync, which then waits for all of it
+/// (0.8 s for the 534 MB c-biglayer layer); started early, the disk works while the tar is
+/// still being made, and the fsync finds little left to do.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 impl BlobWriter {
     /// Bytes written so far.
@@ -271,8 +280,25 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.as_mut().expect("not committed").write(buf)?;
+        let file = self.file.as_mut().expect("not committed");
+        let n = file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        let len = self.hasher.len();
+        if len - self.written_back >= WRITEBACK_CHUNK {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the fd is this writer's open file; SYNC_FILE_RANGE_WRITE only starts
+            // writeback of the range and touches no memory of ours. A failure changes nothing
+            // that the commit's fsync does not still guarantee, so it is ignored.
+            unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    self.written_back as libc::off64_t,
+                    (len - self.written_back) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.written_back = len;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
