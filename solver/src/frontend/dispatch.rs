@@ -378,14 +378,19 @@ impl<'p, 'a> Converter<'p, 'a> {
                 let is_env = matches!(inst.command, Command::Env(_));
                 let mut pairs = Vec::new();
                 let mut msg = String::from(if is_env { "ENV" } else { "LABEL" });
+                // Every pair expands with the environment from before the
+                // instruction (`ENV A=new B=$A` gives B the old A), as the
+                // Dockerfile reference and BuildKit do.
                 for p in &kv.pairs {
                     let k = self.expand(inst, &p.key.value, p.key.span, &cx.env)?;
                     let v = self.expand(inst, &p.value.value, p.value.span, &cx.env)?;
                     msg.push_str(&format!(" {k}={v}"));
-                    if is_env {
-                        cx.env.set(&k, &v);
-                    }
                     pairs.push((k, v));
+                }
+                if is_env {
+                    for (k, v) in &pairs {
+                        cx.env.set(k, v);
+                    }
                 }
                 let change = if is_env {
                     ConfigChange::Env(pairs)

@@ -180,6 +180,16 @@ fn an_arg_not_redeclared_in_the_stage_is_not_visible() {
 }
 
 #[test]
+fn env_pairs_of_one_instruction_expand_with_the_values_from_before_it() {
+    let b = build("FROM busybox\nENV A=old\nENV A=new B=$A\nLABEL l=$B\nRUN true\n");
+    let c = &b.config.config;
+    assert_eq!(c.env_value("A"), Some("new"));
+    assert_eq!(c.env_value("B"), Some("old"));
+    assert_eq!(c.labels.as_ref().unwrap()["l"], "old");
+    assert!(execs(&b)[0].env.contains(&"B=old".to_string()));
+}
+
+#[test]
 fn entrypoint_clears_the_base_cmd_and_shell_changes_shell_form() {
     let b = build("FROM busybox\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nENTRYPOINT top -b\nRUN true\n");
     let c = &b.config.config;
