@@ -932,6 +932,7 @@ impl<'p, 'a> Converter<'p, 'a> {
             msg.push_str(&format!(" --chmod={m}"));
         }
         let mut actions = Vec::new();
+        let mut inputs = vec![cx.vertex];
         if !spec.sources.is_empty() {
             let mut sources = Vec::new();
             for s in spec.sources {
@@ -939,8 +940,9 @@ impl<'p, 'a> Converter<'p, 'a> {
                 msg.push_str(&format!(" {v}"));
                 sources.push(v);
             }
+            inputs.push(source);
             actions.push(FileAction::Copy(CopyAction {
-                input: 1,
+                input: inputs.len() - 1,
                 sources,
                 dest: dest.clone(),
                 owner: owner.clone(),
@@ -951,38 +953,57 @@ impl<'p, 'a> Converter<'p, 'a> {
                 follow_symlinks: true,
             }));
         }
-        for doc in spec.heredocs {
-            msg.push_str(&format!(" <<{}", doc.path));
-            let data = if doc.expand {
-                Lexer::new('\\')
-                    .with_skip_process_quotes(true)
-                    .process_word(&doc.data, &cx.env)
-                    .map_err(|e| self.err(inst, Some(doc.span), e.to_string()))?
-            } else {
-                doc.data.clone()
-            };
-            let path = if dest.ends_with('/') {
-                format!("{dest}{}", doc.path.trim_start_matches('/'))
-            } else {
-                dest.clone()
-            };
-            let mode = match &chmod {
-                Some(m) => u32::from_str_radix(m, 8).unwrap_or(0o644),
-                None => 0o644,
-            };
-            actions.push(FileAction::Mkfile {
-                path,
-                mode,
-                data: data.into_bytes(),
-                owner: owner.clone(),
-            });
+        if !spec.heredocs.is_empty() {
+            // As BuildKit: each heredoc becomes a 0644 file in a scratch
+            // filesystem, then is copied like any source, so the destination
+            // gets created with its parents, an existing directory receives
+            // the file under the heredoc's name, and --chown/--chmod apply
+            // as for files from the context.
+            let mut files = Vec::new();
+            let mut names = Vec::new();
+            for doc in spec.heredocs {
+                msg.push_str(&format!(" <<{}", doc.path));
+                let data = if doc.expand {
+                    Lexer::new('\\')
+                        .with_skip_process_quotes(true)
+                        .process_word(&doc.data, &cx.env)
+                        .map_err(|e| self.err(inst, Some(doc.span), e.to_string()))?
+                } else {
+                    doc.data.clone()
+                };
+                let name = doc.path.trim_start_matches('/').to_string();
+                files.push(FileAction::Mkfile {
+                    path: format!("/{name}"),
+                    mode: 0o644,
+                    data: data.into_bytes(),
+                    owner: None,
+                });
+                names.push(name);
+            }
+            let scratch = source_vertex(&mut self.graph, SourceOp::Scratch, "scratch".into(), None);
+            let inline = self.add(
+                cx,
+                Op::File(FileOp { actions: files }),
+                vec![scratch],
+                "[internal] preparing inline document".into(),
+                inst.span.start.line,
+            );
+            inputs.push(inline);
+            for name in names {
+                actions.push(FileAction::Copy(CopyAction {
+                    input: inputs.len() - 1,
+                    sources: vec![name],
+                    dest: dest.clone(),
+                    owner: owner.clone(),
+                    mode: chmod.clone(),
+                    exclude: Vec::new(),
+                    parents: false,
+                    unpack_archives: false,
+                    follow_symlinks: true,
+                }));
+            }
         }
         msg.push_str(&format!(" {}", spec.dest.value));
-        let inputs = if spec.sources.is_empty() {
-            vec![cx.vertex]
-        } else {
-            vec![cx.vertex, source]
-        };
         let name = self.name(cx, inst);
         cx.vertex = self.add(
             cx,

@@ -267,26 +267,61 @@ fn heredocs_run_as_scripts_or_shell_text() {
     assert!(matches!(runs[1].mounts[0].kind, MountKind::Bind { .. }));
 }
 
-#[test]
-fn copy_heredoc_writes_a_file_at_the_destination() {
-    let b = build("FROM busybox\nARG NAME=kiln\nCOPY <<EOF /etc/greeting\nhello $NAME\nEOF\n");
-    let file = b
-        .graph
-        .iter()
-        .find_map(|(_, v)| match &v.op {
-            Op::File(f) => Some(f.actions[0].clone()),
+/// The file actions of the vertices the target needs, in graph order.
+fn file_actions(b: &Build) -> Vec<(usize, FileAction)> {
+    b.graph
+        .needed_by(b.target)
+        .into_iter()
+        .filter_map(|id| match &b.graph.vertex(id).op {
+            Op::File(f) => Some((b.graph.vertex(id).inputs.len(), f.actions.clone())),
             _ => None,
         })
-        .unwrap();
-    match file {
-        FileAction::Mkfile {
-            path, data, mode, ..
-        } => {
-            assert_eq!(path, "/etc/greeting");
-            assert_eq!(String::from_utf8(data).unwrap(), "hello kiln\n");
-            assert_eq!(mode, 0o644);
-        }
-        other => panic!("{other:?}"),
+        .flat_map(|(n, acts)| acts.into_iter().map(move |a| (n, a)))
+        .collect()
+}
+
+#[test]
+fn copy_heredoc_is_a_file_in_scratch_copied_to_the_destination() {
+    let b = build(
+        "FROM busybox\nARG NAME=kiln\nCOPY --chown=1:2 --chmod=0755 <<EOF <<two /new/dir/\nhello $NAME\nEOF\nsecond\ntwo\n",
+    );
+    let actions = file_actions(&b);
+    let mkfiles: Vec<_> = actions
+        .iter()
+        .filter_map(|(_, a)| match a {
+            FileAction::Mkfile {
+                path, data, mode, ..
+            } => Some((
+                path.as_str(),
+                String::from_utf8_lossy(data).into_owned(),
+                *mode,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mkfiles,
+        [
+            ("/EOF", "hello kiln\n".into(), 0o644),
+            ("/two", "second\n".into(), 0o644)
+        ]
+    );
+    let copies: Vec<_> = actions
+        .iter()
+        .filter_map(|(inputs, a)| match a {
+            FileAction::Copy(c) => Some((*inputs, c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 2);
+    for ((inputs, c), name) in copies.iter().zip(["EOF", "two"]) {
+        // Input 0 is the stage, input 1 the inline documents.
+        assert_eq!((*inputs, c.input), (2, 1));
+        assert_eq!(c.sources, [name]);
+        assert_eq!(c.dest, "/new/dir/");
+        assert_eq!(c.mode.as_deref(), Some("0755"));
+        assert_eq!(c.owner.as_ref().unwrap().user, "1");
+        assert!(!c.unpack_archives);
     }
 }
 
