@@ -320,7 +320,9 @@ impl Lab {
             "unqualified-search-registries = []\nshort-name-mode = \"permissive\"\n",
         )
         .unwrap();
-        must(lab.kiln().args(["import"]).arg(common::rootfs()).arg(BASE));
+        let rootfs = d.join("busybox-rootfs");
+        common::make_rootfs(&rootfs);
+        must(lab.kiln().args(["import"]).arg(&rootfs).arg(BASE));
         let archive = d.join("busybox.tar");
         must(
             lab.kiln()
@@ -481,6 +483,27 @@ impl Lab {
             layers: docker["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len),
             history: docker["history"].as_array().cloned().unwrap_or_default(),
         })
+    }
+}
+
+impl Drop for Lab {
+    /// Removes buildah's containers and images, then unmounts what its
+    /// store left mounted under the lab, so the directory can be deleted.
+    fn drop(&mut self) {
+        let _ = self.buildah().args(["rm", "--all"]).output();
+        let _ = self.buildah().args(["rmi", "--all", "--force"]).output();
+        let prefix = format!("{}/", self.dir.path().display());
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        // Deepest first; the store's own bind mount of its overlay dir last.
+        points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in points {
+            let _ = Command::new("umount").arg("-l").arg(m).output();
+        }
     }
 }
 
