@@ -36,6 +36,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,7 +73,10 @@ fn cases_dir() -> PathBuf {
 #[test]
 fn kiln_and_buildah_build_the_same_images() {
     if let Some(why) = missing_tools() {
-        eprintln!(
+        // Straight to stderr, past the test harness's capture: a skip must
+        // show in a passing run.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n=====================================================================\n\
              SKIPPED: the differential test against buildah did not run: {why}.\n\
              Install the tools with scripts/deps.sh and run as root.\n\
@@ -200,6 +204,10 @@ fn kiln_and_buildah_build_the_same_images() {
         started.elapsed().as_secs_f64()
     );
     eprintln!("\n{report}");
+    // The summary shows in a passing run too (past the harness's capture).
+    if let Some(summary) = report.lines().last() {
+        let _ = writeln!(std::io::stderr(), "differential: {summary}");
+    }
     assert!(
         failed.is_empty() && unused.is_empty(),
         "kiln and buildah differ in {failed:?}{}{}",
