@@ -3,7 +3,8 @@
 //! (one layer, loaded into both stores), both images are unpacked by umoci,
 //! and the two root filesystems are compared file by file (type, mode with
 //! setuid/sticky bits, owner, content, symlink target, hardlink grouping),
-//! together with the image config and the layer count.
+//! together with the image config and the layer count. kiln's `-o type=local`
+//! output of the same build (from cache) must hold exactly its image's files.
 //!
 //! A case is a directory holding a Dockerfile and its (tiny) context. Header
 //! comments in the Dockerfile tell the harness what else to do; both builders
@@ -425,7 +426,21 @@ impl Lab {
                 self.kiln_build(case, file, before)?;
             }
             self.kiln_build(case, "Dockerfile", &tag)?;
-            self.kiln_image(&tag, &work.join("kiln"))
+            let mut image = self.kiln_image(&tag, &work.join("kiln"))?;
+            // The same build again, from cache, to a directory.
+            let local = work.join("kiln-local");
+            let mut c = self.kiln();
+            c.current_dir(&case.dir)
+                .args(["build", "--progress=plain", "--network", "none"])
+                .args(&case.args)
+                .arg("-o")
+                .arg(format!("type=local,dest={}", local.display()))
+                .arg(".");
+            image.local = Some(match run(&mut c) {
+                Ok(_) => Ok(local),
+                Err(e) => Err(e.lines().last().unwrap_or_default().trim().to_string()),
+            });
+            Ok(image)
         })();
         let kiln_time = t.elapsed();
         let t = Instant::now();
@@ -471,6 +486,7 @@ impl Lab {
             config: layout["config"].clone(),
             layers: layout["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len),
             history: layout["history"].as_array().cloned().unwrap_or_default(),
+            local: None,
         })
     }
 
@@ -492,6 +508,7 @@ impl Lab {
             config: docker["config"].clone(),
             layers: docker["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len),
             history: docker["history"].as_array().cloned().unwrap_or_default(),
+            local: None,
         })
     }
 }
@@ -522,6 +539,8 @@ struct Image {
     config: Value,
     layers: usize,
     history: Vec<Value>,
+    /// kiln only: the same build written by `-o type=local` (or why not).
+    local: Option<Result<PathBuf, String>>,
 }
 
 /// The image config JSON of the only image in an OCI layout.
@@ -574,6 +593,22 @@ fn must(c: &mut Command) -> Output {
 /// All the differences between kiln's image and buildah's.
 fn compare(case: &Case, kiln: &Image, buildah: &Image) -> Vec<Diff> {
     let mut diffs = compare_trees(&kiln.rootfs, &buildah.rootfs);
+    // kiln's directory output must hold exactly its image's files.
+    match &kiln.local {
+        Some(Ok(local)) => {
+            for d in compare_trees(&kiln.rootfs, local) {
+                diffs.push(Diff {
+                    what: format!("local-output:{}", d.what),
+                    detail: d.detail.replace("buildah=", "kiln -o type=local="),
+                });
+            }
+        }
+        Some(Err(e)) => diffs.push(Diff {
+            what: "local-output".into(),
+            detail: format!("kiln build -o type=local failed: {e}"),
+        }),
+        None => {}
+    }
     diffs.extend(compare_config(&kiln.config, &buildah.config));
     // kiln, like BuildKit, makes a layer for WORKDIR; buildah makes none.
     let workdir_layers = kiln
