@@ -337,6 +337,26 @@ fn other_platforms_are_refused_clearly() {
 }
 
 #[test]
+fn copy_from_with_a_variable_is_refused_at_its_line() {
+    for from in ["${STAGE}", "$STAGE", "pre\\$x"] {
+        let text =
+            format!("ARG STAGE=a\nFROM busybox AS a\nFROM busybox\nCOPY --from={from} /x /y\n");
+        let err = build_with(&text, BuildOptions::default()).unwrap_err();
+        assert!(
+            err.message.contains("not supported for --from"),
+            "{from}: {}",
+            err.message
+        );
+        assert_eq!(err.line, 4);
+    }
+    // A plain name, a stage index and an image reference stay accepted.
+    for from in ["a", "0", "alpine:3.20"] {
+        let text = format!("FROM busybox AS a\nFROM busybox\nCOPY --from={from} /x /y\n");
+        assert!(build_with(&text, BuildOptions::default()).is_ok(), "{from}");
+    }
+}
+
+#[test]
 fn bad_values_point_at_their_line() {
     let err = build_with(
         "FROM busybox\nARG P=80/xyz\nEXPOSE $P\n",
