@@ -368,9 +368,9 @@ impl Lab {
         c
     }
 
-    fn kiln_build(&self, case: &Case, file: &str, tag: &str) -> Result<(), String> {
+    fn kiln_build(&self, case: &Case, dir: &Path, file: &str, tag: &str) -> Result<(), String> {
         let mut c = self.kiln();
-        c.current_dir(&case.dir)
+        c.current_dir(dir)
             .args([
                 "build",
                 "--progress=plain",
@@ -388,9 +388,9 @@ impl Lab {
             .map_err(|e| format!("kiln build failed: {e}"))
     }
 
-    fn buildah_build(&self, case: &Case, file: &str, tag: &str) -> Result<(), String> {
+    fn buildah_build(&self, case: &Case, dir: &Path, file: &str, tag: &str) -> Result<(), String> {
         let mut c = self.buildah();
-        c.current_dir(&case.dir)
+        c.current_dir(dir)
             .args([
                 "bud",
                 "--layers",
@@ -419,18 +419,36 @@ impl Lab {
     fn run_case(&self, case: &Case) -> CaseResult {
         let work = self.dir.path().join("cases").join(&case.name);
         std::fs::create_dir_all(&work).unwrap();
+        // Each builder gets its own copy of the case: buildah 1.28 writes
+        // what a RUN puts in a `rw` bind mount back into the context
+        // (FACTS.md), which must reach neither kiln nor the checkout.
+        let copy = |name: &str| -> Result<PathBuf, String> {
+            let to = work.join(name);
+            run(Command::new("cp").arg("-a").arg(&case.dir).arg(&to))?;
+            Ok(to)
+        };
+        let (kiln_dir, buildah_dir) = match (copy("ctx-kiln"), copy("ctx-buildah")) {
+            (Ok(k), Ok(b)) => (k, b),
+            (Err(e), _) | (_, Err(e)) => {
+                return CaseResult {
+                    outcome: Err(e),
+                    kiln_time: Duration::ZERO,
+                    buildah_time: Duration::ZERO,
+                }
+            }
+        };
         let tag = format!("diff-{}", case.name);
         let t = Instant::now();
         let kiln = (|| {
             for (file, before) in &case.before {
-                self.kiln_build(case, file, before)?;
+                self.kiln_build(case, &kiln_dir, file, before)?;
             }
-            self.kiln_build(case, "Dockerfile", &tag)?;
+            self.kiln_build(case, &kiln_dir, "Dockerfile", &tag)?;
             let mut image = self.kiln_image(&tag, &work.join("kiln"))?;
             // The same build again, from cache, to a directory.
             let local = work.join("kiln-local");
             let mut c = self.kiln();
-            c.current_dir(&case.dir)
+            c.current_dir(&kiln_dir)
                 .args(["build", "--progress=plain", "--network", "none"])
                 .args(&case.args)
                 .arg("-o")
@@ -446,9 +464,9 @@ impl Lab {
         let t = Instant::now();
         let buildah = (|| {
             for (file, before) in &case.before {
-                self.buildah_build(case, file, before)?;
+                self.buildah_build(case, &buildah_dir, file, before)?;
             }
-            self.buildah_build(case, &case.buildah_file, &tag)?;
+            self.buildah_build(case, &buildah_dir, &case.buildah_file, &tag)?;
             self.buildah_image(&tag, &work.join("buildah"))
         })();
         let buildah_time = t.elapsed();
