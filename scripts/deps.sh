@@ -8,6 +8,7 @@ PKGS=(
   python3                      # test helpers
   git                          # git build contexts (git daemon on loopback)
   skopeo umoci jq podman       # store tests: images checked by tools kiln did not write
+  buildah                      # differential tests: testdata/build-diff built by kiln and by buildah
   pigz zstd                    # store benchmarks compare against these
   slirp4netns                  # the default network mode of kiln run
   runc                         # the runtime benchmark compares against it

@@ -217,6 +217,22 @@ fn secrets_reach_run_but_never_a_layer_or_the_store() {
 }
 
 #[test]
+fn a_cache_mount_with_from_starts_with_that_stages_files() {
+    let k = Kiln::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS seed\nRUN mkdir -p /seed/sub && echo seeded > /seed/sub/s\n\
+         FROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/seed cat /c/sub/s > /out && echo more > /c/added\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/seed ls /c > /listing\n",
+    )]);
+    let out = k.build(ctx.path(), &["-t", "seeded:1"]);
+    assert!(out.status.success(), "{}", log(&out));
+    assert_eq!(k.run("seeded:1", &["cat", "/out"]), "seeded\n");
+    // The second step finds the same cache, with what the first one added.
+    assert_eq!(k.run("seeded:1", &["cat", "/listing"]), "added\nsub\n");
+}
+
+#[test]
 fn a_failing_step_names_its_line_command_exit_code_and_output() {
     let k = Kiln::new();
     let ctx = context(&[(

@@ -7,17 +7,40 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// A busybox root filesystem made from Debian's busybox-static (as the
-/// acceptance scripts make it), once per test binary.
+/// acceptance scripts make it), shared by every test binary and run: it lives
+/// under the temp dir, named after the busybox it holds, and is made once
+/// (into a temp name, then renamed) so that nothing is left per run.
 pub fn rootfs() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| busybox_rootfs("kiln-cli-rootfs"))
-        .path()
+    static ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let bin = std::fs::metadata("/bin/busybox").expect("busybox-static (scripts/deps.sh)");
+        let dir = std::env::temp_dir().join(format!(
+            "kiln-test-busybox-{}-{}-{}",
+            bin.size(),
+            bin.mtime(),
+            bin.ino()
+        ));
+        if !dir.join("etc/group").exists() {
+            let t = busybox_rootfs("kiln-test-busybox-new");
+            // Another test binary may have won the race: then use its copy.
+            if std::fs::rename(t.path(), &dir).is_ok() {
+                std::mem::forget(t);
+            }
+        }
+        dir
+    })
 }
 
 /// A new busybox root filesystem in a temp dir named `prefix...`, removed when dropped.
 pub fn busybox_rootfs(prefix: &str) -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
-    let r = t.path();
+    make_rootfs(t.path());
+    t
+}
+
+/// Fills the empty directory `r` with a busybox root filesystem.
+pub fn make_rootfs(r: &Path) {
     for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
@@ -44,7 +67,6 @@ pub fn busybox_rootfs(prefix: &str) -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(r.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    t
 }
 
 /// A running docker-registry (Debian's) on 127.0.0.1 with its storage in a temp dir,

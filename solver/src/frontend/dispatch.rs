@@ -392,14 +392,19 @@ impl<'p, 'a> Converter<'p, 'a> {
                 let is_env = matches!(inst.command, Command::Env(_));
                 let mut pairs = Vec::new();
                 let mut msg = String::from(if is_env { "ENV" } else { "LABEL" });
+                // Every pair expands with the environment from before the
+                // instruction (`ENV A=new B=$A` gives B the old A), as the
+                // Dockerfile reference and BuildKit do.
                 for p in &kv.pairs {
                     let k = self.expand(inst, &p.key.value, p.key.span, &cx.env)?;
                     let v = self.expand(inst, &p.value.value, p.value.span, &cx.env)?;
                     msg.push_str(&format!(" {k}={v}"));
-                    if is_env {
-                        cx.env.set(&k, &v);
-                    }
                     pairs.push((k, v));
+                }
+                if is_env {
+                    for (k, v) in &pairs {
+                        cx.env.set(k, v);
+                    }
                 }
                 let change = if is_env {
                     ConfigChange::Env(pairs)
@@ -1015,31 +1020,55 @@ impl<'p, 'a> Converter<'p, 'a> {
                 );
             }
         }
-        for doc in spec.heredocs {
-            msg.push_str(&format!(" <<{}", doc.path));
-            let data = if doc.expand {
-                Lexer::new('\\')
-                    .with_skip_process_quotes(true)
-                    .process_word(&doc.data, &cx.env)
-                    .map_err(|e| self.err(inst, Some(doc.span), e.to_string()))?
-            } else {
-                doc.data.clone()
-            };
-            let path = if dest.ends_with('/') {
-                format!("{dest}{}", doc.path.trim_start_matches('/'))
-            } else {
-                dest.clone()
-            };
-            let mode = match &chmod {
-                Some(m) => u32::from_str_radix(m, 8).unwrap_or(0o644),
-                None => 0o644,
-            };
-            actions.push(FileAction::Mkfile {
-                path,
-                mode,
-                data: data.into_bytes(),
-                owner: owner.clone(),
-            });
+        if !spec.heredocs.is_empty() {
+            // As BuildKit: each heredoc becomes a 0644 file in a scratch
+            // filesystem, then is copied like any source, so the destination
+            // gets created with its parents, an existing directory receives
+            // the file under the heredoc's name, and --chown/--chmod apply
+            // as for files from the context.
+            let mut files = Vec::new();
+            let mut names = Vec::new();
+            for doc in spec.heredocs {
+                msg.push_str(&format!(" <<{}", doc.path));
+                let data = if doc.expand {
+                    Lexer::new('\\')
+                        .with_skip_process_quotes(true)
+                        .process_word(&doc.data, &cx.env)
+                        .map_err(|e| self.err(inst, Some(doc.span), e.to_string()))?
+                } else {
+                    doc.data.clone()
+                };
+                let name = doc.path.trim_start_matches('/').to_string();
+                files.push(FileAction::Mkfile {
+                    path: format!("/{name}"),
+                    mode: 0o644,
+                    data: data.into_bytes(),
+                    owner: None,
+                });
+                names.push(name);
+            }
+            let scratch = source_vertex(&mut self.graph, SourceOp::Scratch, "scratch".into(), None);
+            let inline = self.add(
+                cx,
+                Op::File(FileOp { actions: files }),
+                vec![scratch],
+                "[internal] preparing inline document".into(),
+                inst.span.start.line,
+            );
+            inputs.push(inline);
+            for name in names {
+                actions.push(FileAction::Copy(CopyAction {
+                    input: inputs.len() - 1,
+                    sources: vec![name],
+                    dest: dest.clone(),
+                    owner: owner.clone(),
+                    mode: chmod.clone(),
+                    exclude: Vec::new(),
+                    parents: false,
+                    unpack_archives: false,
+                    follow_symlinks: true,
+                }));
+            }
         }
         msg.push_str(&format!(" {}", spec.dest.value));
         let name = self.name(cx, inst);

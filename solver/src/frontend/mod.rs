@@ -198,6 +198,26 @@ pub fn plan<'a>(
             })?,
     };
 
+    // As BuildKit (dockerfile2llb toCommand): COPY --from takes no variables.
+    // A value that expansion with no variables would change is refused here,
+    // in any stage, rather than looked up as an image named `${X}`.
+    for inst in dockerfile.stages.iter().flat_map(|s| &s.instructions) {
+        let Command::Copy(copy) = &inst.command else {
+            continue;
+        };
+        let Some(from) = &copy.from else { continue };
+        let plain = lexer.process_word(&from.value, &EnvList::new());
+        if plain.as_deref().ok() != Some(from.value.as_str()) {
+            return Err(err(
+                inst.span.start.line,
+                Some(from.span),
+                "variable expansion is not supported for --from, define a new stage with FROM \
+                 using ARG from global scope as a workaround"
+                    .into(),
+            ));
+        }
+    }
+
     let mut bases = Vec::new();
     for stage in &dockerfile.stages {
         let line = stage.from.span.start.line;

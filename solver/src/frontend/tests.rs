@@ -180,6 +180,16 @@ fn an_arg_not_redeclared_in_the_stage_is_not_visible() {
 }
 
 #[test]
+fn env_pairs_of_one_instruction_expand_with_the_values_from_before_it() {
+    let b = build("FROM busybox\nENV A=old\nENV A=new B=$A\nLABEL l=$B\nRUN true\n");
+    let c = &b.config.config;
+    assert_eq!(c.env_value("A"), Some("new"));
+    assert_eq!(c.env_value("B"), Some("old"));
+    assert_eq!(c.labels.as_ref().unwrap()["l"], "old");
+    assert!(execs(&b)[0].env.contains(&"B=old".to_string()));
+}
+
+#[test]
 fn entrypoint_clears_the_base_cmd_and_shell_changes_shell_form() {
     let b = build("FROM busybox\nSHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nENTRYPOINT top -b\nRUN true\n");
     let c = &b.config.config;
@@ -257,26 +267,61 @@ fn heredocs_run_as_scripts_or_shell_text() {
     assert!(matches!(runs[1].mounts[0].kind, MountKind::Bind { .. }));
 }
 
-#[test]
-fn copy_heredoc_writes_a_file_at_the_destination() {
-    let b = build("FROM busybox\nARG NAME=kiln\nCOPY <<EOF /etc/greeting\nhello $NAME\nEOF\n");
-    let file = b
-        .graph
-        .iter()
-        .find_map(|(_, v)| match &v.op {
-            Op::File(f) => Some(f.actions[0].clone()),
+/// The file actions of the vertices the target needs, in graph order.
+fn file_actions(b: &Build) -> Vec<(usize, FileAction)> {
+    b.graph
+        .needed_by(b.target)
+        .into_iter()
+        .filter_map(|id| match &b.graph.vertex(id).op {
+            Op::File(f) => Some((b.graph.vertex(id).inputs.len(), f.actions.clone())),
             _ => None,
         })
-        .unwrap();
-    match file {
-        FileAction::Mkfile {
-            path, data, mode, ..
-        } => {
-            assert_eq!(path, "/etc/greeting");
-            assert_eq!(String::from_utf8(data).unwrap(), "hello kiln\n");
-            assert_eq!(mode, 0o644);
-        }
-        other => panic!("{other:?}"),
+        .flat_map(|(n, acts)| acts.into_iter().map(move |a| (n, a)))
+        .collect()
+}
+
+#[test]
+fn copy_heredoc_is_a_file_in_scratch_copied_to_the_destination() {
+    let b = build(
+        "FROM busybox\nARG NAME=kiln\nCOPY --chown=1:2 --chmod=0755 <<EOF <<two /new/dir/\nhello $NAME\nEOF\nsecond\ntwo\n",
+    );
+    let actions = file_actions(&b);
+    let mkfiles: Vec<_> = actions
+        .iter()
+        .filter_map(|(_, a)| match a {
+            FileAction::Mkfile {
+                path, data, mode, ..
+            } => Some((
+                path.as_str(),
+                String::from_utf8_lossy(data).into_owned(),
+                *mode,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mkfiles,
+        [
+            ("/EOF", "hello kiln\n".into(), 0o644),
+            ("/two", "second\n".into(), 0o644)
+        ]
+    );
+    let copies: Vec<_> = actions
+        .iter()
+        .filter_map(|(inputs, a)| match a {
+            FileAction::Copy(c) => Some((*inputs, c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 2);
+    for ((inputs, c), name) in copies.iter().zip(["EOF", "two"]) {
+        // Input 0 is the stage, input 1 the inline documents.
+        assert_eq!((*inputs, c.input), (2, 1));
+        assert_eq!(c.sources, [name]);
+        assert_eq!(c.dest, "/new/dir/");
+        assert_eq!(c.mode.as_deref(), Some("0755"));
+        assert_eq!(c.owner.as_ref().unwrap().user, "1");
+        assert!(!c.unpack_archives);
     }
 }
 
@@ -289,6 +334,26 @@ fn other_platforms_are_refused_clearly() {
     .unwrap_err();
     assert!(err.message.contains("host platform"), "{}", err.message);
     assert_eq!(err.line, 1);
+}
+
+#[test]
+fn copy_from_with_a_variable_is_refused_at_its_line() {
+    for from in ["${STAGE}", "$STAGE", "pre\\$x"] {
+        let text =
+            format!("ARG STAGE=a\nFROM busybox AS a\nFROM busybox\nCOPY --from={from} /x /y\n");
+        let err = build_with(&text, BuildOptions::default()).unwrap_err();
+        assert!(
+            err.message.contains("not supported for --from"),
+            "{from}: {}",
+            err.message
+        );
+        assert_eq!(err.line, 4);
+    }
+    // A plain name, a stage index and an image reference stay accepted.
+    for from in ["a", "0", "alpine:3.20"] {
+        let text = format!("FROM busybox AS a\nFROM busybox\nCOPY --from={from} /x /y\n");
+        assert!(build_with(&text, BuildOptions::default()).is_ok(), "{from}");
+    }
 }
 
 #[test]

@@ -11,7 +11,20 @@ use kiln_executor::spec::{CacheSharing as RtSharing, MountSpec};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::{LocalWorker, Output, WorkerError};
-use crate::op::{CacheSharing, ExecOp, MountKind};
+use crate::fileop::{self, CopySource, FileOpEnv};
+use crate::op::{CacheSharing, CopyAction, ExecOp, FileAction, MountKind};
+
+/// Which cache directory a cache mount uses: its id, or, when it starts
+/// from a subpath of another filesystem, the id and that path (BuildKit's
+/// getRefCacheDir keys such a cache by both).
+fn cache_key(id: &str, from: Option<&(usize, String)>) -> String {
+    match from {
+        Some((_, source)) if !source.trim_matches('/').is_empty() => {
+            format!("{id}:/{}", source.trim_start_matches('/'))
+        }
+        _ => id.to_string(),
+    }
+}
 
 pub(super) struct StepMounts {
     /// What the executor mounts in the container.
@@ -77,21 +90,25 @@ impl StepMounts {
                     id,
                     sharing,
                     readonly,
+                    from,
                     mode,
                     uid,
                     gid,
-                    ..
                 } => {
-                    let dir = w
-                        .store
-                        .root()
-                        .join("cache-mounts")
-                        .join(&blake3::hash(id.as_bytes()).to_hex()[..32]);
+                    let dir = w.store.root().join("cache-mounts").join(
+                        &blake3::hash(cache_key(id, from.as_ref()).as_bytes()).to_hex()[..32],
+                    );
                     if !dir.exists() {
-                        std::fs::create_dir_all(&dir)?;
-                        use std::os::unix::fs::PermissionsExt;
-                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))?;
-                        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))?;
+                        self.create_cache_dir(
+                            w,
+                            n,
+                            &dir,
+                            inputs,
+                            from.as_ref(),
+                            *mode,
+                            *uid,
+                            *gid,
+                        )?;
                     }
                     self.specs.push(MountSpec::Cache {
                         source: dir,
@@ -151,6 +168,102 @@ impl StepMounts {
             }
         }
         Ok(())
+    }
+
+    /// Makes a cache mount's directory: empty, or (`from=`) holding a copy
+    /// of that input's `source`, as BuildKit starts such a cache from its
+    /// base. Made aside and renamed into place, so no user ever sees a half
+    /// seeded cache; a concurrent step that got there first wins.
+    #[allow(clippy::too_many_arguments)]
+    fn create_cache_dir(
+        &mut self,
+        w: &LocalWorker,
+        n: usize,
+        dir: &Path,
+        inputs: &[Output],
+        from: Option<&(usize, String)>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), WorkerError> {
+        let Some(parent) = dir.parent() else {
+            return Err(WorkerError::Other(format!(
+                "no parent for {}",
+                dir.display()
+            )));
+        };
+        std::fs::create_dir_all(parent)?;
+        static SEEDING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = parent.join(format!(
+            ".seeding-{}-{}",
+            std::process::id(),
+            SEEDING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&tmp)?;
+        let seeded = self.seed_cache_dir(w, n, &tmp, inputs, from, mode, uid, gid);
+        if let Err(e) = seeded {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = std::fs::rename(&tmp, dir) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !dir.exists() {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a new cache directory its mode and owner, and the copy of
+    /// `from` it starts with.
+    #[allow(clippy::too_many_arguments)]
+    fn seed_cache_dir(
+        &mut self,
+        w: &LocalWorker,
+        n: usize,
+        tmp: &Path,
+        inputs: &[Output],
+        from: Option<&(usize, String)>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), WorkerError> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))?;
+        std::os::unix::fs::chown(tmp, Some(uid), Some(gid))?;
+        let Some((input, source)) = from else {
+            return Ok(());
+        };
+        let input = inputs.get(*input).ok_or_else(|| {
+            WorkerError::Other(format!("cache mount from input {input} is missing"))
+        })?;
+        let root = self.input_root(w, n, input)?;
+        let ignore = w.options.ignore.as_ref();
+        let sources = [
+            CopySource::rootfs(tmp),
+            match input {
+                Output::Context => CopySource::context(&root, ignore),
+                Output::Fs(_) | Output::Dir(_) => CopySource::rootfs(&root),
+            },
+        ];
+        let env = FileOpEnv {
+            dest_root: tmp,
+            inputs: &sources,
+            epoch: None,
+        };
+        let copy = FileAction::Copy(CopyAction {
+            input: 1,
+            sources: vec![format!("/{}", source.trim_start_matches('/'))],
+            dest: "/".into(),
+            owner: None,
+            mode: None,
+            exclude: Vec::new(),
+            parents: false,
+            unpack_archives: false,
+            follow_symlinks: true,
+        });
+        fileop::apply(&env, &[copy])
+            .map_err(|e| WorkerError::Other(format!("seeding cache mount from {source}: {e}")))
     }
 
     /// The directory a bind mount reads from: the context, or a read-only
@@ -236,4 +349,17 @@ fn resolve_inside(root: &Path, path: &str) -> Result<PathBuf, WorkerError> {
     let fd = kiln_executor::rootfs::open_path_in(root, Path::new(rel))?;
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|e| WorkerError::Other(format!("resolving {path} in {}: {e}", root.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_key;
+
+    #[test]
+    fn a_cache_started_from_a_subpath_is_its_own_cache() {
+        assert_eq!(cache_key("go", None), "go");
+        assert_eq!(cache_key("go", Some(&(1, "/".into()))), "go");
+        assert_eq!(cache_key("go", Some(&(1, "seed".into()))), "go:/seed");
+        assert_eq!(cache_key("go", Some(&(2, "/seed".into()))), "go:/seed");
+    }
 }
