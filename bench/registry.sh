@@ -32,6 +32,8 @@ KR=$LAB/st/kiln-registry            # kiln's store holding the built image
 IMG=bench/c-biglayer:src
 DEST=127.0.0.1:5001/bench/c-biglayer
 PODMAN="podman --root $LAB/st/podman-reg/root --runroot $LAB/st/podman-reg/run --storage-driver overlay --tmpdir $LAB/st/podman-reg/tmp"
+# Pulls go to a store of their own, emptied before each: the pushing store holds the layer.
+PODMAN_PULL="podman --root $LAB/st/podman-pull/root --runroot $LAB/st/podman-pull/run --storage-driver overlay --tmpdir $LAB/st/podman-reg/tmp"
 mkdir -p "$LAB/st/podman-reg/tmp"
 
 echo "== preparing the image" >&2
@@ -73,11 +75,11 @@ for r in $(seq 1 "$RUNS"); do
   timed podman push "$r" $PODMAN push -q --tls-verify=false localhost/bench/c-biglayer:src "docker://$DEST:podman"
   # Pulls of one image, pushed by kiln, into empty stores.
   "$KILN" --root "$KR" push -q "$DEST:kiln" >/dev/null
-  rm -rf "$OUT/pull-kiln" "$OUT/pull-oci"; $PODMAN rmi -f "$DEST:kiln" >/dev/null 2>&1 || true; sync
+  rm -rf "$OUT/pull-kiln" "$OUT/pull-oci"; $PODMAN_PULL rmi -a -f >/dev/null 2>&1 || true; sync
   timed kiln pull "$r" "$KILN" --root "$OUT/pull-kiln" pull -q "$DEST:kiln"
   timed skopeo pull "$r" skopeo copy -q --src-tls-verify=false "docker://$DEST:kiln" "oci:$OUT/pull-oci:x"
-  timed podman pull "$r" $PODMAN pull -q --tls-verify=false "docker://$DEST:kiln"
-  $PODMAN rmi -f "$DEST:kiln" >/dev/null 2>&1 || true
+  timed podman pull "$r" $PODMAN_PULL pull -q --tls-verify=false "docker://$DEST:kiln"
+  $PODMAN_PULL rmi -a -f >/dev/null 2>&1 || true
 done
 rm -rf "$OUT/pull-kiln" "$OUT/pull-oci" "$OUT/t.tmp"
 
