@@ -20,25 +20,7 @@ impl Kiln {
                 .tempdir()
                 .unwrap(),
         };
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(common::rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = k
-            .cmd()
-            .args(["import", "-", "busybox:latest"])
-            .stdin(tar.stdout.take().unwrap())
-            .output()
-            .unwrap();
-        assert!(tar.wait().unwrap().success());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::import_busybox(k.cmd(), "busybox:latest");
         k
     }
 

@@ -21,24 +21,7 @@ impl Kiln {
                 .tempdir()
                 .unwrap(),
         };
-        // A root filesystem of its own, removed once imported (a shared one
-        // held in a static would never be removed).
-        let rootfs = common::busybox_rootfs("kiln-inputs-rootfs");
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs.path())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = k
-            .cmd()
-            .args(["import", "-", "busybox:latest"])
-            .stdin(tar.stdout.take().unwrap())
-            .output()
-            .unwrap();
-        assert!(tar.wait().unwrap().success());
-        assert!(out.status.success(), "{}", log(&out));
+        common::import_busybox(k.cmd(), "busybox:latest");
         k
     }
 

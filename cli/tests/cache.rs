@@ -90,26 +90,9 @@ impl Machine {
 
     /// The same base filesystem, imported as an image of another time (another image ID).
     fn import_busybox_at(&self, name: &str, epoch: &str) {
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(common::rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = self
-            .cmd()
-            .args(["import", "-", name])
-            .env("SOURCE_DATE_EPOCH", epoch)
-            .stdin(tar.stdout.take().unwrap())
-            .output()
-            .unwrap();
-        assert!(tar.wait().unwrap().success());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut kiln = self.cmd();
+        kiln.env("SOURCE_DATE_EPOCH", epoch);
+        common::import_busybox(kiln, name);
     }
 }
 

@@ -32,6 +32,29 @@ pub fn rootfs() -> &'static Path {
     })
 }
 
+/// Imports [`rootfs`] as the image `name` with `kiln` (a command already given its `--root`
+/// and environment): `tar -C ROOTFS -c . | kiln import - NAME`, as the acceptance scripts do.
+pub fn import_busybox(mut kiln: Command, name: &str) {
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs())
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = kiln
+        .args(["import", "-", name])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(tar.wait().unwrap().success());
+    assert!(
+        out.status.success(),
+        "kiln import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A new busybox root filesystem in a temp dir named `prefix...`, removed when dropped.
 pub fn busybox_rootfs(prefix: &str) -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
