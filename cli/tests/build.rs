@@ -4,78 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{context, log, Kiln};
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-struct Kiln {
-    root: tempfile::TempDir,
-}
-
-impl Kiln {
-    /// A fresh root with busybox:latest imported.
-    fn new() -> Kiln {
-        let k = Kiln {
-            root: tempfile::Builder::new()
-                .prefix("kiln-build-test")
-                .tempdir()
-                .unwrap(),
-        };
-        common::import_busybox(k.cmd(), "busybox:latest");
-        k
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.arg("--root").arg(self.root.path());
-        c
-    }
-
-    /// `kiln build --progress=plain --network none ARGS CONTEXT`, with the output.
-    fn build(&self, context: &Path, args: &[&str]) -> Output {
-        self.cmd()
-            .args(["build", "--progress=plain", "--network", "none"])
-            .args(args)
-            .arg(context)
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, image: &str, args: &[&str]) -> String {
-        let out = self
-            .cmd()
-            .args(["run", "--rm", "--network", "none", image])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("kiln-build-ctx")
-        .tempdir()
-        .unwrap();
-    for (name, text) in files {
-        let p: PathBuf = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
-fn log(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn cached_steps(out: &Output) -> Vec<String> {
     let text = log(out);

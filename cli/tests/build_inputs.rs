@@ -4,107 +4,19 @@
 
 mod common;
 
+use common::{context, log, write_files, Kiln};
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-struct Kiln {
-    root: tempfile::TempDir,
-}
-
-impl Kiln {
-    /// A fresh root with busybox:latest imported.
-    fn new() -> Kiln {
-        let k = Kiln {
-            root: tempfile::Builder::new()
-                .prefix("kiln-inputs-test")
-                .tempdir()
-                .unwrap(),
-        };
-        common::import_busybox(k.cmd(), "busybox:latest");
-        k
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.arg("--root").arg(self.root.path());
-        c
-    }
-
-    /// `kiln build --progress=plain --network none ARGS CONTEXT`.
-    fn build(&self, context: &str, args: &[&str]) -> Output {
-        self.build_with_stdin(context, args, None)
-    }
-
-    fn build_with_stdin(&self, context: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = self
-            .cmd()
-            .args(["build", "--progress=plain", "--network", "none"])
-            .args(args)
-            .arg(context)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(data) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let data = data.to_vec();
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn run(&self, image: &str, args: &[&str]) -> String {
-        let out = self
-            .cmd()
-            .args(["run", "--rm", "--network", "none", image])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", log(&out));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Nothing left behind in the store's scratch area.
-    fn assert_no_scratch_left(&self) {
-        let tmp = self.root.path().join("tmp");
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
-    }
-}
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("kiln-inputs-ctx")
-        .tempdir()
-        .unwrap();
-    write_files(dir.path(), files);
-    dir
-}
-
-fn write_files(dir: &Path, files: &[(&str, &str)]) {
-    for (name, text) in files {
-        let p: PathBuf = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-}
-
-fn log(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Nothing left behind in the store's scratch area.
+fn assert_no_scratch_left(k: &Kiln) {
+    let tmp = k.root.path().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
 }
 
 fn sh(cmd: &str) -> Vec<u8> {
@@ -150,7 +62,7 @@ fn a_context_tar_on_stdin_plain_or_compressed_is_built_and_dockerignored() {
     let out = k.build_with_stdin("-", &["-t", "alt:1", "-f", "build/Alt"], Some(&tar));
     assert!(out.status.success(), "{}", log(&out));
     assert_eq!(k.run("alt:1", &["cat", "/alt"]), "A\n");
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 #[test]
@@ -164,7 +76,7 @@ fn a_dockerfile_on_stdin_builds_with_an_empty_context() {
     // And a COPY of anything else fails as it would with an empty directory.
     let out = k.build_with_stdin("-", &[], Some(b"FROM busybox\nCOPY a.txt /\n"));
     assert!(!out.status.success(), "{}", log(&out));
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 #[test]
@@ -234,7 +146,7 @@ sys.stdout.buffer.write(out.getvalue())
     assert!(!out.status.success(), "{}", log(&out));
     let entries: Vec<_> = std::fs::read_dir(victim.path()).unwrap().collect();
     assert!(entries.is_empty(), "written outside: {entries:?}");
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 /// A `git daemon` serving `base` on 127.0.0.1, stopped on drop.
@@ -318,7 +230,7 @@ fn a_git_url_context_checks_out_the_ref_and_uses_the_subdir() {
     let daemon = GitDaemon::start(base.path());
     let url = |frag: &str| format!("git://127.0.0.1:{}/repo.git{frag}", daemon.port);
 
-    let out = k.build(&url("#v1:app"), &["-t", "git:v1"]);
+    let out = k.build(url("#v1:app"), &["-t", "git:v1"]);
     assert!(out.status.success(), "{}", log(&out));
     assert_eq!(k.run("git:v1", &["cat", "/c/v.txt"]), "one\n");
     let listing = k.run("git:v1", &["ls", "-A", "/c"]);
@@ -327,29 +239,29 @@ fn a_git_url_context_checks_out_the_ref_and_uses_the_subdir() {
         "no .git, no ignored file"
     );
 
-    let out = k.build(&url("#main:app"), &["-t", "git:main"]);
+    let out = k.build(url("#main:app"), &["-t", "git:main"]);
     assert!(out.status.success(), "{}", log(&out));
     assert_eq!(k.run("git:main", &["cat", "/c/v.txt"]), "two\n");
 
     // A commit id works as the ref too.
     let first = String::from_utf8(sh(&format!("git -C {w} rev-parse HEAD~1"))).unwrap();
-    let out = k.build(&url(&format!("#{}:app", first.trim())), &["-t", "git:sha"]);
+    let out = k.build(url(&format!("#{}:app", first.trim())), &["-t", "git:sha"]);
     assert!(out.status.success(), "{}", log(&out));
     assert_eq!(k.run("git:sha", &["cat", "/c/v.txt"]), "one\n");
 
     // No fragment: the default branch, the repository's root as context.
-    let out = k.build(&url(""), &["-t", "git:root", "-f", "app/Dockerfile"]);
+    let out = k.build(url(""), &["-t", "git:root", "-f", "app/Dockerfile"]);
     assert!(out.status.success(), "{}", log(&out));
     assert!(k.run("git:root", &["ls", "/c"]).contains("outside.txt"));
 
-    let out = k.build(&url("#no-such-ref"), &[]);
+    let out = k.build(url("#no-such-ref"), &[]);
     assert!(!out.status.success());
     assert!(
         log(&out).contains("unable to prepare context"),
         "{}",
         log(&out)
     );
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 serving one body (changeable) at
@@ -464,7 +376,7 @@ fn add_of_a_url_downloads_a_0600_file_with_its_last_modified_time_not_unpacked()
     assert!(out.status.success(), "{}", log(&out));
     assert!(cached_steps(&out).is_empty(), "{}", log(&out));
     assert!(k.run("url:1", &["cat", "/stat"]).contains(" 7 0\n"));
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 #[test]
@@ -516,7 +428,7 @@ fn add_checksum_is_the_cache_key_and_a_mismatch_names_the_line() {
         "{}",
         log(&out)
     );
-    k.assert_no_scratch_left();
+    assert_no_scratch_left(&k);
 }
 
 fn layers(k: &Kiln, image: &str) -> Vec<String> {

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// A busybox root filesystem made from Debian's busybox-static (as the
@@ -30,6 +30,111 @@ pub fn rootfs() -> &'static Path {
         }
         dir
     })
+}
+
+/// kiln on a fresh `--root` of its own, with busybox:latest imported: the harness of the
+/// `kiln build` tests.
+pub struct Kiln {
+    /// The store root, removed on drop.
+    pub root: tempfile::TempDir,
+}
+
+impl Kiln {
+    /// A fresh root with busybox:latest imported.
+    pub fn new() -> Kiln {
+        let k = Kiln {
+            root: tempfile::Builder::new()
+                .prefix("kiln-build-test")
+                .tempdir()
+                .unwrap(),
+        };
+        import_busybox(k.cmd(), "busybox:latest");
+        k
+    }
+
+    /// `kiln --root ROOT`, to which a test adds its arguments.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// `kiln build --progress=plain --network none ARGS CONTEXT`, with the output.
+    pub fn build(&self, context: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+        self.build_with_stdin(context, args, None)
+    }
+
+    /// [`Kiln::build`] with `stdin` on its standard input (none: /dev/null).
+    pub fn build_with_stdin(
+        &self,
+        context: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Output {
+        let mut child = self
+            .cmd()
+            .args(["build", "--progress=plain", "--network", "none"])
+            .args(args)
+            .arg(context)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&data);
+            });
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// `kiln run --rm --network none IMAGE ARGS`, which must succeed; its stdout.
+    pub fn run(&self, image: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(["run", "--rm", "--network", "none", image])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", log(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// A temp dir holding `files` (name, text), subdirectories made as needed.
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-build-ctx")
+        .tempdir()
+        .unwrap();
+    write_files(dir.path(), files);
+    dir
+}
+
+/// Writes `files` (name, text) under `dir`, making subdirectories as needed.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// A command's stdout then stderr, for assertion messages and output checks.
+pub fn log(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Imports [`rootfs`] as the image `name` with `kiln` (a command already given its `--root`
