@@ -462,7 +462,9 @@ impl Store {
         diffs.push(diff_id.clone());
         let chains = snapshot::chain_ids(&diffs);
         let chain = chains.last().expect("at least one layer").clone();
-        if !self.snapshots.exists(&chain) {
+        let record = if self.snapshots.exists(&chain) {
+            None
+        } else {
             let temp = self.snapshots.temp()?;
             let fs_dir = temp.join("fs");
             fs::remove_dir(&fs_dir).ctx(|| format!("remove {}", fs_dir.display()))?;
@@ -471,34 +473,42 @@ impl Store {
                 .ctx(|| format!("rename {} to {}", upper.display(), fs_dir.display()))?;
             let size = Snapshots::du(&fs_dir);
             self.snapshots.commit(&temp, &chain)?;
-            let rec = SnapshotRecord {
+            Some(SnapshotRecord {
                 chain_id: chain.clone(),
                 parent: chains.len().checked_sub(2).map(|i| chains[i].clone()),
                 diff_id: diff_id.clone(),
                 size,
                 created: fsutil::now_unix(),
-            };
-            // The record and the end of the rootfs lease in one commit: a step's fsyncs are
-            // most of what a small RUN costs.
-            fsutil::remove_tree(&dir)?;
-            self.meta.write(|w| {
-                w.put(Table::Snapshots, chain.hex(), &rec)?;
-                w.remove(Table::Leases, &format!("rootfs-{id}"))
-            })?;
-            return Ok(chain);
-        }
-        self.remove_rootfs(id)?;
+            })
+        };
+        // The record and the end of the rootfs lease in one commit: a step's fsyncs are most of
+        // what a small RUN costs.
+        self.remove_rootfs_then(id, |w| match &record {
+            Some(rec) => w.put(Table::Snapshots, chain.hex(), rec),
+            None => Ok(()),
+        })?;
         Ok(chain)
     }
 
     /// Removes a prepared rootfs (its upper and work dirs) and its lease. The
     /// caller unmounts first.
     pub fn remove_rootfs(&self, id: &str) -> Result<()> {
+        self.remove_rootfs_then(id, |_| Ok(()))
+    }
+
+    /// [`Store::remove_rootfs`], with `also` written in the transaction that ends the lease.
+    fn remove_rootfs_then(
+        &self,
+        id: &str,
+        also: impl FnOnce(&mut crate::metadata::Writer) -> Result<()>,
+    ) -> Result<()> {
         let dir = self.snapshots.rootfs_dir(id)?;
         fsutil::remove_tree(&dir)?;
-        self.meta
-            .write(|w| w.remove(Table::Leases, &format!("rootfs-{id}")))?;
-        Ok(())
+        self.meta.write(|w| {
+            also(w)?;
+            w.remove(Table::Leases, &format!("rootfs-{id}"))?;
+            Ok(())
+        })
     }
 
     // ---------------------------------------------------------------- leases and cache
