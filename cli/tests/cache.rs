@@ -6,56 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use common::Registry;
-
-/// One machine: its own root and an empty docker config.
-struct Machine {
-    root: tempfile::TempDir,
-    config: tempfile::TempDir,
-}
+use common::{Machine, Registry};
 
 impl Machine {
-    fn new() -> Machine {
-        Machine {
-            root: tempfile::Builder::new()
-                .prefix("kiln-cache-root")
-                .tempdir()
-                .unwrap(),
-            config: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.arg("--root")
-            .arg(self.root.path())
-            .env("DOCKER_CONFIG", self.config.path())
-            .env(
-                "KILN_REGISTRIES_CONFIG",
-                self.config.path().join("none.json"),
-            )
-            .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// `kiln build --progress=plain ARGS -t app:1 --metadata-file M CONTEXT`: the progress
     /// output and the metadata.
     fn build(&self, context: &Path, args: &[&str]) -> (String, serde_json::Value) {

@@ -4,77 +4,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
-use common::Registry;
+use common::{Machine, Registry};
 
-fn rootfs() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let t = tempfile::Builder::new()
-            .prefix("kiln-reg-rootfs")
-            .tempdir()
-            .unwrap();
-        let r = t.path();
-        for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
-            std::fs::create_dir_all(r.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", r.join("bin/busybox"))
-            .expect("busybox-static (scripts/deps.sh)");
-        for a in ["sh", "cat", "echo"] {
-            std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
-        }
-        std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-        t
-    })
-    .path()
-}
-
-/// One kiln root, with its own (empty) docker config so no stored credentials interfere.
-struct Kiln {
-    root: tempfile::TempDir,
-    config: tempfile::TempDir,
-}
-
-impl Kiln {
-    fn new() -> Kiln {
-        Kiln {
-            root: tempfile::Builder::new()
-                .prefix("kiln-reg-root")
-                .tempdir()
-                .unwrap(),
-            config: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .env(
-                "KILN_REGISTRIES_CONFIG",
-                self.config.path().join("none.json"),
-            )
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+impl Machine {
+    /// busybox from the shared rootfs, imported from its directory.
     fn import_busybox(&self, name: &str) {
-        self.ok(&["import", rootfs().to_str().unwrap(), name]);
+        self.ok(&["import", common::rootfs().to_str().unwrap(), name]);
     }
 }
 
@@ -105,7 +42,7 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
 #[test]
 fn push_gzips_stored_layers_and_skopeo_reads_the_image() {
     let reg = Registry::start();
-    let k = Kiln::new();
+    let k = Machine::new();
     let name = format!("{}/t/bb:1", reg.addr);
     k.import_busybox(&name);
     let out = k.run(&["push", &name]);
@@ -169,7 +106,7 @@ fn push_gzips_stored_layers_and_skopeo_reads_the_image() {
 #[test]
 fn pulls_an_image_skopeo_pushed_and_fails_clearly_on_bad_input() {
     let reg = Registry::start();
-    let k = Kiln::new();
+    let k = Machine::new();
     k.import_busybox("src:1");
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("src.tar");
@@ -188,7 +125,7 @@ fn pulls_an_image_skopeo_pushed_and_fails_clearly_on_bad_input() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let fresh = Kiln::new();
+    let fresh = Machine::new();
     let out = fresh.run(&["pull", &name]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -219,13 +156,13 @@ fn pulls_an_image_skopeo_pushed_and_fails_clearly_on_bad_input() {
 #[test]
 fn build_push_prune_pull_run_round_trip_and_from_pulls_on_demand() {
     let reg = Registry::start();
-    let k = Kiln::new();
+    let k = Machine::new();
     let base = format!("{}/t/base:1", reg.addr);
     k.import_busybox(&base);
     k.ok(&["push", &base]);
 
     // FROM pulls into an empty root; --push sends the result.
-    let builder = Kiln::new();
+    let builder = Machine::new();
     let ctx = context(&format!(
         "FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"
     ));
@@ -270,7 +207,7 @@ fn build_push_prune_pull_run_round_trip_and_from_pulls_on_demand() {
 #[test]
 fn a_pull_that_fails_midway_leaves_no_name_and_no_partial_blob() {
     let reg = Registry::start();
-    let k = Kiln::new();
+    let k = Machine::new();
     let name = format!("{}/t/broken:1", reg.addr);
     k.import_busybox(&name);
     k.ok(&["push", &name]);
@@ -288,7 +225,7 @@ fn a_pull_that_fails_midway_leaves_no_name_and_no_partial_blob() {
         .join("data");
     std::fs::remove_file(&data).unwrap();
 
-    let fresh = Kiln::new();
+    let fresh = Machine::new();
     let out = fresh.run(&["pull", &name]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!fresh.ok(&["images"]).contains("t/broken"));

@@ -109,6 +109,60 @@ impl Kiln {
     }
 }
 
+/// One machine: its own `--root` and an empty docker config, so no stored credentials or
+/// registry settings of the host interfere (the registry and cache tests).
+pub struct Machine {
+    /// The store root.
+    pub root: tempfile::TempDir,
+    /// `DOCKER_CONFIG` (and the registries config, absent).
+    pub config: tempfile::TempDir,
+}
+
+impl Machine {
+    /// A fresh root and config.
+    pub fn new() -> Machine {
+        Machine {
+            root: tempfile::Builder::new()
+                .prefix("kiln-machine-root")
+                .tempdir()
+                .unwrap(),
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `kiln --root ROOT` in this machine's environment, stdin from /dev/null.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--root")
+            .arg(self.root.path())
+            .env("DOCKER_CONFIG", self.config.path())
+            .env(
+                "KILN_REGISTRIES_CONFIG",
+                self.config.path().join("none.json"),
+            )
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `kiln ARGS`, with its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// `kiln ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// A temp dir holding `files` (name, text), subdirectories made as needed.
 pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
