@@ -81,6 +81,7 @@ impl Snapshots {
         };
         for d in [&s.dir, &s.rootfs] {
             fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+            fsutil::mark_top_dir(d);
         }
         Ok(s)
     }
@@ -213,5 +214,26 @@ mod tests {
         let c = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(c[0], a);
         assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn step_directories_are_spread_over_block_groups() {
+        use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+        let tmp = tempfile::tempdir().unwrap();
+        let probe = tmp.path().join("probe");
+        fs::create_dir(&probe).unwrap();
+        let f = fs::File::open(&probe).unwrap();
+        let supported = ioctl_getflags(&f)
+            .and_then(|fl| ioctl_setflags(&f, fl | IFlags::TOPDIR))
+            .is_ok();
+        if !supported {
+            eprintln!("skipped: the test dir's file system has no FS_TOPDIR_FL (not ext*)");
+            return;
+        }
+        let s = Snapshots::open(tmp.path()).unwrap();
+        for d in [&s.dir, &s.rootfs] {
+            let flags = ioctl_getflags(fs::File::open(d).unwrap()).unwrap();
+            assert!(flags.contains(IFlags::TOPDIR), "{} lacks +T", d.display());
+        }
     }
 }

@@ -121,6 +121,8 @@ impl Store {
     pub fn scratch(&self) -> Result<PathBuf> {
         let d = self.root.join("tmp").join(fsutil::temp_name("scratch"));
         fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+        // An unpacked context can be as big as a build's tree (see `mark_top_dir`).
+        fsutil::mark_top_dir(&self.root.join("tmp"));
         Ok(d)
     }
 
