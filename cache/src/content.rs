@@ -91,6 +91,17 @@ impl ContentStore {
 
     /// Starts writing a new blob whose digest is computed on the way.
     pub fn writer(&self) -> Result<BlobWriter> {
+        self.new_writer(true)
+    }
+
+    /// Starts writing a new blob whose digest the caller computes from the very
+    /// bytes it writes (a layer's diff ID, hashed while the tar is made), and
+    /// hands to [`BlobWriter::commit_prehashed`]: sha256 runs once, not twice.
+    pub(crate) fn writer_prehashed(&self) -> Result<BlobWriter> {
+        self.new_writer(false)
+    }
+
+    fn new_writer(&self, hash: bool) -> Result<BlobWriter> {
         let tmp = self.ingest.join(fsutil::temp_name("blob"));
         let file = OpenOptions::new()
             .write(true)
@@ -100,7 +111,8 @@ impl ContentStore {
         Ok(BlobWriter {
             file: Some(file),
             tmp,
-            hasher: Hasher::new(),
+            hasher: hash.then(Hasher::new),
+            len: 0,
             store: self.clone(),
             written_back: 0,
         })
@@ -219,7 +231,9 @@ impl ContentStore {
 pub struct BlobWriter {
     file: Option<File>,
     tmp: PathBuf,
-    hasher: Hasher,
+    /// None when the caller supplies the digest (`writer_prehashed`).
+    hasher: Option<Hasher>,
+    len: u64,
     store: ContentStore,
     /// Bytes already handed to the disk's writeback (see [`WRITEBACK_CHUNK`]).
     written_back: u64,
@@ -234,24 +248,23 @@ const WRITEBACK_CHUNK: u64 = 8 << 20;
 impl BlobWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.hasher.len()
+        self.len
     }
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
-        self.hasher.is_empty()
+        self.len == 0
     }
 
     /// Makes the blob visible: fsync, check the digest (and size) against
     /// `expected` when given, rename into place, fsync the directory.
     pub fn commit(mut self, expected: Option<(&Digest, Option<u64>)>) -> Result<(Digest, u64)> {
-        let mut file = self.file.take().expect("commit once");
-        file.flush()
-            .ctx(|| format!("write {}", self.tmp.display()))?;
-        file.sync_all()
-            .ctx(|| format!("fsync {}", self.tmp.display()))?;
-        drop(file);
-        let size = self.hasher.len();
-        let digest = std::mem::take(&mut self.hasher).finish();
+        self.sync()?;
+        let size = self.len;
+        let digest = self
+            .hasher
+            .take()
+            .expect("commit_prehashed is for writer_prehashed")
+            .finish();
         if let Some((want, want_size)) = expected {
             if &digest != want {
                 return Err(Error::DigestMismatch {
@@ -270,6 +283,33 @@ impl BlobWriter {
                 }
             }
         }
+        self.publish(digest, size)
+    }
+
+    /// [`BlobWriter::commit`] for a [`ContentStore::writer_prehashed`] blob:
+    /// `digest` is the caller's sha256 of exactly the bytes it wrote.
+    pub(crate) fn commit_prehashed(mut self, digest: Digest, size: u64) -> Result<(Digest, u64)> {
+        debug_assert!(self.hasher.is_none());
+        self.sync()?;
+        if size != self.len {
+            return Err(Error::SizeMismatch {
+                what: format!("blob {digest}"),
+                expected: size,
+                actual: self.len,
+            });
+        }
+        self.publish(digest, size)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let mut file = self.file.take().expect("commit once");
+        file.flush()
+            .ctx(|| format!("write {}", self.tmp.display()))?;
+        file.sync_all()
+            .ctx(|| format!("fsync {}", self.tmp.display()))
+    }
+
+    fn publish(self, digest: Digest, size: u64) -> Result<(Digest, u64)> {
         let dest = self.store.path(&digest);
         fs::rename(&self.tmp, &dest)
             .ctx(|| format!("rename {} to {}", self.tmp.display(), dest.display()))?;
@@ -282,8 +322,11 @@ impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let file = self.file.as_mut().expect("not committed");
         let n = file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        let len = self.hasher.len();
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.len += n as u64;
+        let len = self.len;
         if len - self.written_back >= WRITEBACK_CHUNK {
             use std::os::fd::AsRawFd;
             // SAFETY: the fd is this writer's open file; SYNC_FILE_RANGE_WRITE only starts

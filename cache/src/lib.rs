@@ -31,6 +31,7 @@ pub mod gc;
 pub mod image;
 pub mod layer;
 pub mod metadata;
+pub(crate) mod offthread;
 pub mod snapshot;
 pub mod store;
 pub mod transfer;

@@ -13,9 +13,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::image::{self, Manifest, MediaTypes, Parsed, MAX_JSON};
 use crate::layer::{
-    self, ApplyMode, ApplyOptions, CompressOptions, DiffSource, LayerInfo, TarOptions,
+    self, ApplyMode, ApplyOptions, CompressOptions, Compression, DiffSource, LayerInfo, TarOptions,
 };
 use crate::metadata::{CacheRecord, ImageRecord, Lease, Metadata, Reader, SnapshotRecord, Table};
+use crate::offthread::OffThreadWriter;
 use crate::snapshot::{self, RootfsLayout, Snapshots};
 
 /// The local store under one `--root`.
@@ -307,9 +308,20 @@ impl Store {
         tar: &TarOptions,
         compress: &CompressOptions,
     ) -> Result<LayerInfo> {
-        let w = self.content.writer()?;
+        // A plain tar's digest is its diff ID, which `write_layer` computes anyway; the
+        // blob is written on a second thread while this one reads the tree and hashes.
+        let plain = compress.compression == Compression::None;
+        let w = match plain {
+            true => self.content.writer_prehashed()?,
+            false => self.content.writer()?,
+        };
+        let w = OffThreadWriter::new(w).ctx(|| "start the blob writer".to_string())?;
         let (w, info) = layer::write_layer(source, tar, compress, w)?;
-        w.commit(Some((&info.digest, Some(info.size))))?;
+        let w = w.finish().ctx(|| "write the layer blob".to_string())?;
+        match plain {
+            true => w.commit_prehashed(info.digest.clone(), info.size)?,
+            false => w.commit(Some((&info.digest, Some(info.size))))?,
+        };
         Ok(info)
     }
 

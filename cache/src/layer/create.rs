@@ -71,10 +71,40 @@ pub fn write_layer<W: Write>(
     compress: &CompressOptions,
     out: W,
 ) -> Result<(W, LayerInfo)> {
+    if compress.compression == Compression::None {
+        // The blob is the tar: one hash gives both digests.
+        let (out, diff_id, tar_size) =
+            write_tar(source, tar_opts, HashingWriter::new(out))?.finish();
+        let info = LayerInfo {
+            digest: diff_id.clone(),
+            size: tar_size,
+            diff_id,
+            tar_size,
+            compression: Compression::None,
+        };
+        return Ok((out, info));
+    }
     let blob = HashingWriter::new(out);
     let enc = Encoder::new(blob, compress).ctx(|| "start compressor".to_string())?;
-    let tarw = HashingWriter::new(enc);
-    let mut tw = TarWriter::new(tarw, tar_opts);
+    let tarw = write_tar(source, tar_opts, HashingWriter::new(enc))?;
+    let (enc, diff_id, tar_size) = tarw.finish();
+    let blob = enc.finish().ctx(|| "finish compression".to_string())?;
+    let (out, digest, size) = blob.finish();
+    Ok((
+        out,
+        LayerInfo {
+            diff_id,
+            tar_size,
+            digest,
+            size,
+            compression: compress.compression,
+        },
+    ))
+}
+
+/// Writes the tar of `source` into `out`.
+fn write_tar<W: Write>(source: DiffSource<'_>, tar_opts: &TarOptions, out: W) -> Result<W> {
+    let mut tw = TarWriter::new(out, tar_opts);
     match source {
         DiffSource::Tree(p) => {
             let root = open_dir(p)?;
@@ -90,20 +120,7 @@ pub fn write_layer<W: Write>(
             tw.compare(Some(l.as_fd()), u.as_fd(), &mut Vec::new())?;
         }
     }
-    let tarw = tw.b.into_inner().ctx(|| "finish tar".to_string())?;
-    let (enc, diff_id, tar_size) = tarw.finish();
-    let blob = enc.finish().ctx(|| "finish compression".to_string())?;
-    let (out, digest, size) = blob.finish();
-    Ok((
-        out,
-        LayerInfo {
-            diff_id,
-            tar_size,
-            digest,
-            size,
-            compression: compress.compression,
-        },
-    ))
+    tw.b.into_inner().ctx(|| "finish tar".to_string())
 }
 
 struct TarWriter<W: Write> {
