@@ -231,7 +231,8 @@ mod tests {
             return;
         }
         let s = Snapshots::open(tmp.path()).unwrap();
-        for d in [&s.dir, &s.rootfs] {
+        crate::Store::open(tmp.path()).unwrap();
+        for d in [&s.dir, &s.rootfs, &tmp.path().join("builds")] {
             let flags = ioctl_getflags(fs::File::open(d).unwrap()).unwrap();
             assert!(flags.contains(IFlags::TOPDIR), "{} lacks +T", d.display());
         }

@@ -93,6 +93,9 @@ impl Store {
     /// Opens the store under `root`, creating its layout when missing.
     pub fn open(root: &Path) -> Result<Store> {
         fs::create_dir_all(root).ctx(|| format!("create {}", root.display()))?;
+        let builds = root.join("builds");
+        fs::create_dir_all(&builds).ctx(|| format!("create {}", builds.display()))?;
+        fsutil::mark_top_dir(&builds);
         Ok(Store {
             root: root.to_path_buf(),
             content: ContentStore::open(root)?,
@@ -116,6 +119,12 @@ impl Store {
     /// The snapshot directories.
     pub fn snapshots(&self) -> &Snapshots {
         &self.snapshots
+    }
+
+    /// Where a build step keeps its container's state and mount scratch dirs
+    /// (`ROOT/builds/<id>`, made by the step, removed when it ends).
+    pub fn step_state_dir(&self, id: &str) -> PathBuf {
+        self.root.join("builds").join(id)
     }
 
     /// A private scratch directory on the store's file system.

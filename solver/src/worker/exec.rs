@@ -141,7 +141,7 @@ fn run_in(
     exec: &ExecOp,
     inputs: &[Output],
 ) -> Result<(), WorkerError> {
-    let state_dir = w.store.root().join("builds").join(rootfs_id);
+    let state_dir = w.store.step_state_dir(rootfs_id);
     let mounts = StepMounts::prepare(w, &state_dir, exec, inputs)?;
     let mut spec = ContainerSpec::new(
         rootfs_id,

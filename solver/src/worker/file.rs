@@ -32,7 +32,7 @@ pub(super) fn run(
     };
     let rootfs_id = w.next_id(id);
     let (rootfs, upper) = prepare_rootfs(w, &rootfs_id, &base)?;
-    let scratch = w.store.root().join("builds").join(&rootfs_id);
+    let scratch = w.store.step_state_dir(&rootfs_id);
     let result = std::thread::scope(|s| {
         s.spawn(|| apply_in_private_namespace(w, &scratch, &rootfs, op, inputs))
             .join()
