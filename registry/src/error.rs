@@ -135,6 +135,21 @@ fn error_chain(err: &reqwest::Error) -> String {
     text
 }
 
+/// Whether the request failed because the blob source gave bad data (an io error of kind
+/// InvalidData among the causes): the same source fails the same way on a retry.
+fn source_is_invalid(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn fmt_message(code: &Option<String>, message: &Option<String>) -> String {
     match (code, message) {
         (Some(c), Some(m)) => format!(" ({c}: {m})"),
@@ -149,7 +164,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Status { status, .. } => status.is_server_error() || status.as_u16() == 429,
-            Error::Transport { .. } => true,
+            Error::Transport { error, .. } => !source_is_invalid(error),
             _ => false,
         }
     }

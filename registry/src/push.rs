@@ -398,6 +398,22 @@ fn progress_stream<R: AsyncRead + Send + Unpin + 'static>(
         async move {
             let mut buf = vec![0u8; READ_CHUNK];
             let n = reader.read(&mut buf).await?;
+            let sent = done.load(Ordering::Relaxed);
+            // A source that does not give the size it announced will not on a retry either
+            // (a remembered gzip digest another compressor made): InvalidData, which
+            // `Error::is_transient` does not retry, instead of the server's "early end".
+            if n == 0 && sent < total {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the source of {digest} ended after {sent} of its {total} bytes"),
+                ));
+            }
+            if sent + n as u64 > total {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the source of {digest} holds more than its {total} bytes"),
+                ));
+            }
             if n == 0 {
                 return Ok(None);
             }
