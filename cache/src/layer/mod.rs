@@ -5,6 +5,7 @@ pub mod apply;
 pub mod compress;
 pub mod create;
 pub(crate) mod fsops;
+pub(crate) mod literals;
 
 pub use apply::{apply_layer, ApplyMode, ApplyOptions, ApplyStats, DevicePolicy};
 pub use compress::{CompressOptions, Compression, Encoder};
