@@ -5,6 +5,7 @@
 //! - [`metadata`]: image names, the build-cache index, snapshot records and leases (redb).
 //! - [`snapshot`]: layers unpacked once each, keyed by chain ID; rootfs layouts for overlayfs.
 //! - [`layer`]: layer diff (create) and apply (safe unpack), compression.
+//! - `offthread`: a writer that hands its bytes to a thread of its own (layer blobs).
 //! - [`image`]: OCI and docker manifests, indexes and configs; image names.
 //! - [`transfer`]: import and export (OCI layout, docker-archive, rootfs tarballs and directories).
 //! - [`gc`]: reachability-based garbage collection and `check` (fsck).
