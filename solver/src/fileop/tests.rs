@@ -217,6 +217,57 @@ fn modes_and_mtimes_kept_or_epoch() {
 }
 
 #[test]
+fn trees_past_the_batch_limits_keep_every_file_and_directory_time() {
+    // More directories and files than one batch of pending copies holds (copy.rs's
+    // FLUSH_DIRS and FLUSH_FILES), nested, with a mode and an mtime per directory that
+    // the files created in it must not disturb.
+    let f = fx();
+    let dir_time = |i: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000 + i);
+    let mut dirs = Vec::new();
+    for top in 0..3 {
+        for sub in 0..60 {
+            let d = f.ctx.join(format!("t{top}/s{sub}"));
+            for n in 0..25 {
+                put(&d.join(format!("f{n}")), &format!("{top}/{sub}/{n}"), 0o640);
+            }
+            dirs.push(d);
+        }
+        dirs.push(f.ctx.join(format!("t{top}")));
+    }
+    for (i, d) in dirs.iter().enumerate() {
+        fs::set_permissions(
+            d,
+            fs::Permissions::from_mode(0o750 - (i as u32 % 2) * 0o200),
+        )
+        .unwrap();
+        fs::File::open(d)
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(dir_time(i as u64)))
+            .unwrap();
+    }
+    copy(&f, cp(&["."], "/c/")).unwrap();
+    for top in 0..3 {
+        for sub in 0..60 {
+            for n in 0..25 {
+                let p = f.dest.join(format!("c/t{top}/s{sub}/f{n}"));
+                assert_eq!(read(&p), format!("{top}/{sub}/{n}"));
+            }
+        }
+    }
+    for (i, d) in dirs.iter().enumerate() {
+        let copied = f.dest.join("c").join(d.strip_prefix(&f.ctx).unwrap());
+        let m = fs::metadata(&copied).unwrap();
+        assert_eq!(
+            m.mode() & 0o7777,
+            0o750 - (i as u32 % 2) * 0o200,
+            "{}",
+            copied.display()
+        );
+        assert_eq!(m.mtime(), 2_000_000 + i as i64, "{}", copied.display());
+    }
+}
+
+#[test]
 fn symlinks_copied_as_links_but_a_named_one_is_followed() {
     let f = fx();
     put(&f.ctx.join("dir/real"), "R", 0o644);
