@@ -363,6 +363,7 @@ impl<W: Write> Write for ParallelGzip<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::xorshift;
 
     fn roundtrip(c: Compression, threads: usize, data: &[u8]) {
         let opts = CompressOptions {
@@ -431,16 +432,6 @@ mod tests {
         t.join().unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout.len(), data.len());
-    }
-
-    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
     }
 
     #[test]

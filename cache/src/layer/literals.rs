@@ -221,6 +221,7 @@ pub(crate) fn gzip_member(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::xorshift;
     use std::io::Read;
 
     fn gunzip(member: &[u8]) -> Vec<u8> {
@@ -229,16 +230,6 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
-    }
-
-    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
     }
 
     #[test]

@@ -236,6 +236,8 @@ pub(crate) fn run(env: &FileOpEnv, dest: &Root, act: &CopyAction) -> Result<(), 
             &spec,
             &mut created,
         )?;
+        // Every source is complete before the next: two sources may fill one directory.
+        copier.flush()?;
     }
     // Creating children changed the times of the parents made above.
     if let Some(t) = env.epoch {
@@ -387,34 +389,6 @@ impl Copier<'_> {
 
     #[allow(clippy::too_many_arguments)]
     fn copy_one(
-        &mut self,
-        src: &Root,
-        dest: &Root,
-        m: &Matched,
-        dest_comps: &[Vec<u8>],
-        dest_is_dir: bool,
-        follow: bool,
-        unpack_archives: bool,
-        spec: &DirSpec,
-        created: &mut Vec<OwnedFd>,
-    ) -> Result<(), FileOpError> {
-        self.copy_one_source(
-            src,
-            dest,
-            m,
-            dest_comps,
-            dest_is_dir,
-            follow,
-            unpack_archives,
-            spec,
-            created,
-        )?;
-        // Every source is complete before the next: two sources may fill one directory.
-        self.flush()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy_one_source(
         &mut self,
         src: &Root,
         dest: &Root,
