@@ -103,13 +103,7 @@ impl<W: Write> Printer<W> {
     /// Shows one event that happened `now` after the build started.
     /// Output errors are ignored: progress must never fail a build.
     pub fn event(&mut self, event: &Event, now: Duration) {
-        let vertex = match event {
-            Event::Started { vertex }
-            | Event::Cached { vertex }
-            | Event::Log { vertex, .. }
-            | Event::Finished { vertex, .. }
-            | Event::Failed { vertex, .. } => *vertex,
-        };
+        let vertex = event.vertex();
         // Unnamed vertices are internal plumbing (the empty filesystem
         // under a COPY --link): BuildKit does not show them either.
         if self.names.get(&vertex).is_some_and(String::is_empty) {
@@ -139,13 +133,7 @@ impl<W: Write> Printer<W> {
     }
 
     fn plain(&mut self, event: &Event, now: Duration) -> std::io::Result<()> {
-        let vertex = match event {
-            Event::Started { vertex }
-            | Event::Cached { vertex }
-            | Event::Log { vertex, .. }
-            | Event::Finished { vertex, .. }
-            | Event::Failed { vertex, .. } => *vertex,
-        };
+        let vertex = event.vertex();
         let announced = self.steps.contains_key(&vertex);
         if !announced && !matches!(event, Event::Started { .. } | Event::Cached { .. }) {
             let s = self.step(vertex, now);

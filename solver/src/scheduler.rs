@@ -89,6 +89,19 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The vertex the event is about.
+    pub fn vertex(&self) -> VertexId {
+        match self {
+            Event::Started { vertex }
+            | Event::Cached { vertex }
+            | Event::Log { vertex, .. }
+            | Event::Finished { vertex, .. }
+            | Event::Failed { vertex, .. } => *vertex,
+        }
+    }
+}
+
 /// How a solve runs.
 #[derive(Debug, Clone)]
 pub struct SolveOptions {
