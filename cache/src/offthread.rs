@@ -65,11 +65,19 @@ impl<W: Write + Send + 'static> OffThreadWriter<W> {
     }
 
     fn join_error(&mut self) -> io::Error {
+        match self.join() {
+            Err(e) => e,
+            Ok(_) => io::Error::other("the blob writer thread stopped"),
+        }
+    }
+
+    /// Ends the channel and waits for the thread: the inner writer, or its first error.
+    fn join(&mut self) -> io::Result<W> {
         self.full = None;
         match self.thread.take().map(|t| t.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the blob writer thread panicked"),
-            _ => io::Error::other("the blob writer thread stopped"),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the blob writer thread panicked")),
+            None => Err(io::Error::other("the blob writer thread stopped")),
         }
     }
 
@@ -78,12 +86,7 @@ impl<W: Write + Send + 'static> OffThreadWriter<W> {
         if !self.buf.is_empty() {
             self.send()?;
         }
-        self.full = None;
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the blob writer thread panicked")),
-            None => Err(io::Error::other("the blob writer thread stopped")),
-        }
+        self.join()
     }
 }
 
