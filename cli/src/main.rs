@@ -8,7 +8,6 @@ mod build_cache;
 mod commands;
 mod progress;
 mod registry_store;
-mod root;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,7 +102,7 @@ pub struct Globals {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let globals = Globals {
-        root: cli.root.unwrap_or_else(root::default_root),
+        root: cli.root.unwrap_or_else(kiln_engine::default_root),
         debug: cli.debug,
     };
     let result = match cli.command {

@@ -1,4 +1,4 @@
-//! Where kiln keeps its state when `--root` is not given.
+//! Where kiln keeps its state when `--root` is not given (both faces default to it).
 
 use std::path::PathBuf;
 

@@ -1,0 +1,236 @@
+//! Progress: what an operation reports while it runs, as typed events.
+//!
+//! The engine never prints. Each operation takes a [`Progress`] and sends it [`Event`]s;
+//! the CLI draws them on a terminal (BuildKit's step log, docker's per-layer lines), the API
+//! service writes them as Docker's JSON message stream. Events are sent whatever the face's
+//! verbosity: a quiet face drops what it does not show (warnings are usually still shown).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_solver::graph::VertexId;
+
+/// One thing that happened during an operation.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The build's steps, by vertex, before any of them runs. An empty name marks internal
+    /// plumbing that progress does not show (BuildKit does not either).
+    BuildSteps(Arc<HashMap<VertexId, String>>),
+    /// A build step started, was cached, wrote output, finished or failed.
+    Step(kiln_solver::scheduler::Event),
+    /// The build's image was written to the store (`writing image sha256:... done`).
+    ImageWritten {
+        /// The image ID (config digest).
+        id: String,
+        /// The names it was given, normalized (`docker.io/library/app:1`).
+        names: Vec<String>,
+    },
+    /// A pull starts: `1.0: Pulling from library/busybox`.
+    PullStarted {
+        /// The tag or digest pulled (`latest`, `sha256:...`).
+        reference: String,
+        /// The repository path (`library/busybox`).
+        repository: String,
+    },
+    /// A pull ended: `Digest: ...`, then `Status: ...`.
+    PullFinished {
+        /// The manifest's digest.
+        digest: String,
+        /// The name shown for the image.
+        name: String,
+        /// Whether the store already had this manifest under that name.
+        up_to_date: bool,
+    },
+    /// A push starts: `The push refers to repository [host/repo]`.
+    PushStarted {
+        /// The repository (`127.0.0.1:5000/app`).
+        repository: String,
+    },
+    /// A push ended: `TAG: digest: sha256:... size: N`.
+    PushFinished {
+        /// The tag pushed.
+        tag: String,
+        /// The manifest's digest.
+        digest: String,
+        /// The manifest's size in bytes.
+        size: usize,
+    },
+    /// A layer of a pull or push moved on.
+    Layer {
+        /// Pull or push.
+        transfer: Transfer,
+        /// The blob's digest (`sha256:...`); faces show its first 12 hex digits.
+        digest: String,
+        /// What happened to it.
+        status: LayerStatus,
+    },
+    /// A build cache manifest was read (`--cache-from`).
+    CacheImported {
+        /// Where from, as the user wrote it.
+        source: String,
+        /// Records it held.
+        records: usize,
+        /// Layers it named.
+        layers: usize,
+    },
+    /// A build cache was written (`--cache-to`).
+    CacheExported {
+        /// Where to, as the user wrote it.
+        target: String,
+        /// Records written.
+        records: usize,
+        /// Layers named.
+        layers: usize,
+        /// The cache manifest's digest.
+        digest: String,
+    },
+    /// Something the user should know that does not stop the operation.
+    Warning(String),
+    /// An informational line (`note: ...`).
+    Note(String),
+}
+
+/// Which way layers move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// From a registry into the store.
+    Pull,
+    /// From the store to a registry.
+    Push,
+}
+
+/// What happened to one layer of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerStatus {
+    /// Queued (`Pulling fs layer`; a push's `Waiting`).
+    Queued,
+    /// The destination has it already (`Already exists`, `Layer already exists`).
+    Exists,
+    /// Mounted from another repository of the same registry.
+    Mounted {
+        /// The repository it came from.
+        from: String,
+    },
+    /// A push started on a layer the store keeps uncompressed: it is being compressed and
+    /// uploaded, with no byte counts (docker's `Pushing`).
+    Compressing,
+    /// Bytes moved so far.
+    Transferring {
+        /// Bytes done.
+        done: u64,
+        /// Blob size.
+        total: u64,
+    },
+    /// The transfer failed and is retried.
+    Retrying {
+        /// The attempt about to start (2 = first retry).
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Verified and committed (`Pull complete`) or accepted (`Pushed`).
+    Done,
+}
+
+impl From<&kiln_registry::BlobEvent> for LayerStatus {
+    fn from(e: &kiln_registry::BlobEvent) -> LayerStatus {
+        use kiln_registry::BlobEvent as B;
+        match e {
+            B::Waiting { .. } => LayerStatus::Queued,
+            B::Exists => LayerStatus::Exists,
+            B::Mounted { from } => LayerStatus::Mounted { from: from.clone() },
+            B::Transferring { done, total } => LayerStatus::Transferring {
+                done: *done,
+                total: *total,
+            },
+            B::Retrying {
+                attempt, reason, ..
+            } => LayerStatus::Retrying {
+                attempt: *attempt,
+                reason: reason.clone(),
+            },
+            B::Done => LayerStatus::Done,
+        }
+    }
+}
+
+/// Where an operation sends its events: a face's renderer, or nowhere.
+///
+/// Cheap to clone; called from any thread, so a renderer that needs order or a single
+/// writer forwards events into a channel of its own.
+#[derive(Clone, Default)]
+pub struct Progress {
+    sink: Option<Arc<dyn Fn(Event) + Send + Sync>>,
+}
+
+impl Progress {
+    /// Events go nowhere.
+    pub fn none() -> Progress {
+        Progress { sink: None }
+    }
+
+    /// Events go to `sink`.
+    pub fn new(sink: impl Fn(Event) + Send + Sync + 'static) -> Progress {
+        Progress {
+            sink: Some(Arc::new(sink)),
+        }
+    }
+
+    /// Sends one event.
+    pub fn emit(&self, event: Event) {
+        if let Some(sink) = &self.sink {
+            sink(event);
+        }
+    }
+
+    /// Sends a warning.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.emit(Event::Warning(message.into()));
+    }
+
+    /// Whether events go anywhere (so an operation may skip building them).
+    pub fn is_listening(&self) -> bool {
+        self.sink.is_some()
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("listening", &self.is_listening())
+            .finish()
+    }
+}
+
+/// The 12 hex digits docker shows for a blob or image.
+pub fn short_digest(d: &str) -> &str {
+    let hex = d.split_once(':').map_or(d, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn short_digests_are_twelve_hex_digits() {
+        assert_eq!(short_digest("sha256:0123456789abcdef0123"), "0123456789ab");
+        assert_eq!(short_digest("abc"), "abc");
+    }
+
+    #[test]
+    fn a_sink_sees_every_event_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let progress = Progress::new(move |e| {
+            if let Event::Warning(w) = e {
+                s.lock().unwrap().push(w)
+            }
+        });
+        progress.warn("one");
+        progress.clone().warn("two");
+        Progress::none().warn("lost");
+        assert_eq!(*seen.lock().unwrap(), ["one", "two"]);
+    }
+}
