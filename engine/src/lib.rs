@@ -12,7 +12,9 @@
 
 mod error;
 pub mod events;
+pub mod images;
 mod root;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -135,9 +135,22 @@ pub fn template(fmt: &str, v: &serde_json::Value) -> anyhow::Result<String> {
 
 /// Opens the store under the global `--root`.
 pub fn store(g: &crate::Globals) -> anyhow::Result<kiln_cache::Store> {
-    use anyhow::Context;
-    kiln_cache::Store::open(&g.root)
-        .with_context(|| format!("open the store at {}", g.root.display()))
+    Ok(engine(g).store()?)
+}
+
+/// The engine on the global `--root`.
+pub fn engine(g: &crate::Globals) -> kiln_engine::Engine {
+    kiln_engine::Engine::new(&g.root)
+}
+
+/// Prints an operation's warnings as kiln's CLI does (`kiln: warning: ...`) and drops the
+/// other events: for commands that show no progress.
+pub fn warnings_only() -> kiln_engine::Progress {
+    kiln_engine::Progress::new(|e| {
+        if let kiln_engine::Event::Warning(w) = e {
+            eprintln!("kiln: warning: {w}");
+        }
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::display::{ellipsis, human_size, print_table, since, store, template};
+use super::display::{ellipsis, engine, human_size, print_table, since, template};
 use crate::Globals;
 
 /// Flags of `kiln history`.
@@ -28,42 +28,21 @@ pub struct Args {
 
 /// Prints the history.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
-    let store = store(g)?;
-    let img = store.image(&args.image)?;
-    let layers = img.layers()?;
-    let history = img.config.history().clone().unwrap_or_default();
-    // Each non-empty history entry owns the next layer, bottom up.
-    let mut rows = Vec::new();
-    let mut li = 0;
-    for h in &history {
-        let empty = h.empty_layer().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            let s = layers.get(li).map(|l| l.1).unwrap_or(0);
-            li += 1;
-            s
-        };
-        rows.push((h, size));
-    }
-    rows.reverse();
+    let entries = engine(g).image_history(&args.image)?;
     let mut table = Vec::new();
-    for (i, (h, size)) in rows.iter().enumerate() {
-        let id = if i == 0 {
-            if args.no_trunc {
-                img.id.to_string()
-            } else {
-                img.id.short().to_string()
-            }
-        } else {
-            "<missing>".to_string()
+    for h in &entries {
+        let id = match &h.id {
+            Some(id) if args.no_trunc => id.to_string(),
+            Some(id) => id.short().to_string(),
+            None => "<missing>".to_string(),
         };
         if args.quiet {
             println!("{id}");
             continue;
         }
-        let created_at = h.created().clone().unwrap_or_default();
-        let created = kiln_cache::image::parse_rfc3339(&created_at)
+        let created_at = h.created_at.clone().unwrap_or_default();
+        let created = h
+            .created
             .map(|t| {
                 if args.human {
                     since(t)
@@ -72,17 +51,19 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
                 }
             })
             .unwrap_or_else(|| "N/A".into());
-        let by = h.created_by().clone().unwrap_or_default();
-        let by = if args.no_trunc { by } else { ellipsis(&by, 45) };
-        let size = if args.human {
-            human_size(*size)
+        let by = if args.no_trunc {
+            h.created_by.clone()
         } else {
-            size.to_string()
+            ellipsis(&h.created_by, 45)
         };
-        let comment = h.comment().clone().unwrap_or_default();
+        let size = if args.human {
+            human_size(h.size)
+        } else {
+            h.size.to_string()
+        };
         table.push(serde_json::json!({
             "ID": id, "CreatedAt": created_at, "CreatedSince": created, "CreatedBy": by,
-            "Size": size, "Comment": comment,
+            "Size": size, "Comment": h.comment,
         }));
     }
     if args.quiet {

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::display::{human_size, print_table, since, store};
+use kiln_engine::images::ImageFilter;
+
+use super::display::{engine, human_size, print_table, since, warnings_only};
 use crate::Globals;
 
 /// Flags of `kiln images` / `kiln image ls`.
@@ -80,27 +82,14 @@ pub fn run_group(g: &Globals, args: GroupArgs) -> Result<ExitCode> {
 /// Lists images as docker does.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let _ = args.all;
-    let store = store(g)?;
+    let filter = ImageFilter {
+        reference: args.reference.clone(),
+    };
+    let images = engine(g).list_images(&filter, &warnings_only())?;
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     let mut seen_ids = std::collections::HashSet::new();
-    let mut recs = store.images()?;
-    recs.sort_by(|a, b| b.tagged_at.cmp(&a.tagged_at).then(a.name.cmp(&b.name)));
-    for rec in recs {
-        let (repo, tag) = kiln_cache::image::split_tag(&rec.name);
-        if let Some(want) = &args.reference {
-            let want_n = kiln_cache::image::normalize_name(want).unwrap_or_default();
-            if repo != want.as_str() && rec.name != want_n {
-                continue;
-            }
-        }
-        let img = match store.load_image(&rec.manifest, vec![rec.name.clone()]) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("kiln: warning: image {}: {e}", rec.name);
-                continue;
-            }
-        };
+    for img in images {
         let id = if args.no_trunc {
             img.id.to_string()
         } else {
@@ -112,36 +101,29 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             }
             continue;
         }
-        let created = img
-            .config
-            .created()
-            .as_deref()
-            .and_then(kiln_cache::image::parse_rfc3339)
-            .unwrap_or(0);
-        let size = img.size()?;
-        let created_s = if created == 0 {
+        let created_s = if img.created == 0 {
             "N/A".to_string()
         } else {
-            since(created)
+            since(img.created)
         };
         json_rows.push(serde_json::json!({
             "Containers": "N/A",
-            "CreatedAt": img.config.created().clone().unwrap_or_default(),
+            "CreatedAt": img.created_at.clone().unwrap_or_default(),
             "CreatedSince": created_s,
-            "Digest": rec.manifest.to_string(),
+            "Digest": img.manifest_digest.to_string(),
             "ID": id,
-            "Repository": repo,
+            "Repository": img.repository,
             "SharedSize": "N/A",
-            "Size": human_size(size),
-            "Tag": tag.unwrap_or("latest"),
+            "Size": human_size(img.size),
+            "Tag": img.tag,
             "UniqueSize": "N/A",
-            "VirtualSize": human_size(size),
+            "VirtualSize": human_size(img.size),
         }));
-        let mut row = vec![repo.to_string(), tag.unwrap_or("latest").to_string()];
+        let mut row = vec![img.repository.clone(), img.tag.clone()];
         if args.digests {
-            row.push(rec.manifest.to_string());
+            row.push(img.manifest_digest.to_string());
         }
-        row.extend([id, created_s, human_size(size)]);
+        row.extend([id, created_s, human_size(img.size)]);
         rows.push(row);
     }
     if args.quiet {

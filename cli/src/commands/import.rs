@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use kiln_cache::transfer::{self, ImportOptions};
+use anyhow::Result;
+use kiln_engine::images::RootfsSource;
 
-use super::display::store;
+use super::display::engine;
 use crate::Globals;
 
 /// Flags of `kiln import`.
@@ -23,24 +23,20 @@ pub struct Args {
 
 /// Imports and prints the image ID, as docker does.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
-    let store = store(g)?;
-    let opts = ImportOptions {
-        comment: args.message.clone(),
-        source_date_epoch: None,
-        limits: None,
-    };
-    let (_, id) = if args.source == "-" {
-        transfer::import_rootfs_tar(&store, std::io::stdin(), &args.name, "-", &opts)?
+    let source = if args.source == "-" {
+        RootfsSource::Stream {
+            reader: Box::new(std::io::stdin()),
+            name: "-".into(),
+        }
     } else {
-        let p = std::path::Path::new(&args.source);
+        let p = std::path::PathBuf::from(&args.source);
         if p.is_dir() {
-            transfer::import_rootfs_dir(&store, p, &args.name, &opts)?
+            RootfsSource::Directory(p)
         } else {
-            let f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
-            transfer::import_rootfs_tar(&store, f, &args.name, &args.source, &opts)
-                .with_context(|| format!("import {}", p.display()))?
+            RootfsSource::File(p)
         }
     };
+    let id = engine(g).import_rootfs(source, &args.name, args.message.clone())?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use kiln_cache::transfer;
+use anyhow::{bail, Result};
+use kiln_engine::images::ArchiveSource;
 
-use super::display::store;
+use super::display::engine;
 use crate::Globals;
 
 /// Flags of `kiln load`.
@@ -23,25 +23,22 @@ pub struct Args {
 
 /// Loads the images and prints docker's "Loaded image" lines.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
-    let store = store(g)?;
-    let loaded = match &args.input {
-        Some(p) if p.is_dir() => transfer::load_oci_dir(&store, p)?,
-        Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
-            transfer::load(&store, f).with_context(|| format!("load {}", p.display()))?
-        }
+    let source = match &args.input {
+        Some(p) if p.is_dir() => ArchiveSource::Directory(p.clone()),
+        Some(p) => ArchiveSource::File(p.clone()),
         None => {
             if std::io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            transfer::load(&store, std::io::stdin())?
+            ArchiveSource::Stream(Box::new(std::io::stdin()))
         }
     };
+    let loaded = engine(g).load_images(source)?;
     if !args.quiet {
-        for (name, _, id) in loaded {
-            match name {
+        for image in loaded {
+            match image.name {
                 Some(n) => println!("Loaded image: {n}"),
-                None => println!("Loaded image ID: {id}"),
+                None => println!("Loaded image ID: {}", image.id),
             }
         }
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::display::store;
+use super::display::engine;
 use crate::Globals;
 
 /// Flags of `kiln rmi`.
@@ -24,18 +24,16 @@ pub struct Args {
 
 /// Removes the images, printing docker's Untagged/Deleted lines.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
-    let store = store(g)?;
+    let engine = engine(g);
     let mut failed = false;
-    let mut deleted_any = false;
     for r in &args.images {
-        match store.remove_image(r, args.force) {
-            Ok((names, deleted)) => {
-                for n in names {
+        match engine.remove_image(r, args.force, !args.no_prune) {
+            Ok(removed) => {
+                for n in removed.untagged {
                     println!("Untagged: {n}");
                 }
-                if let Some(id) = deleted {
+                if let Some(id) = removed.deleted {
                     println!("Deleted: {id}");
-                    deleted_any = true;
                 }
             }
             Err(e) => {
@@ -43,9 +41,6 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
                 failed = true;
             }
         }
-    }
-    if deleted_any && !args.no_prune {
-        kiln_cache::gc::prune(&store, kiln_cache::gc::PruneOptions::default())?;
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -3,11 +3,9 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
-use kiln_cache::gc::{self, PruneOptions};
-
-use super::display::{human_size, print_table, store};
+use super::display::{engine, human_size, print_table};
 use crate::Globals;
+use anyhow::Result;
 
 /// `kiln system SUBCOMMAND`.
 #[derive(Debug, clap::Args)]
@@ -69,52 +67,24 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
 
 fn run_df(g: &Globals, args: DfArgs) -> Result<ExitCode> {
     let _ = args.verbose;
-    let store = store(g)?;
-    let images = store.images()?;
-    let mut ids = std::collections::HashSet::new();
-    let mut used = std::collections::HashSet::new();
-    for r in &images {
-        ids.insert(r.config.clone());
-        if let Ok(img) = store.load_image(&r.manifest, Vec::new()) {
-            used.insert(img.manifest_digest.clone());
-            used.insert(img.id.clone());
-            for l in img.layers()? {
-                used.insert(l.0);
-            }
-        }
-    }
-    let mut total = 0;
-    let mut reclaim = 0;
-    for d in store.content().list()? {
-        let s = store.content().size(&d).unwrap_or(0);
-        total += s;
-        if !used.contains(&d) {
-            reclaim += s;
-        }
-    }
-    let (chains, _) = store.snapshots().scan()?;
-    let snap_size: u64 = chains
-        .iter()
-        .map(|c| kiln_cache::snapshot::Snapshots::du(&store.snapshots().fs_dir(c)))
-        .sum();
-    let snaps = (chains.len(), snap_size);
-    let rootfs = store.snapshots().rootfs_ids()?;
-    let cache: Vec<(String, kiln_cache::metadata::CacheRecord)> = store
-        .metadata()
-        .read(|r| r.all(kiln_cache::metadata::Table::Cache))?;
+    let du = engine(g).disk_usage()?;
     let pct = |r: u64, t: u64| (r * 100).checked_div(t).unwrap_or(0);
     let rows = vec![
         vec![
             "Images".to_string(),
-            ids.len().to_string(),
+            du.images.to_string(),
             "0".into(),
-            human_size(total),
-            format!("{} ({}%)", human_size(reclaim), pct(reclaim, total)),
+            human_size(du.images_size),
+            format!(
+                "{} ({}%)",
+                human_size(du.images_reclaimable),
+                pct(du.images_reclaimable, du.images_size)
+            ),
         ],
         vec![
             "Containers".to_string(),
-            rootfs.len().to_string(),
-            rootfs.len().to_string(),
+            du.containers.to_string(),
+            du.containers.to_string(),
             "0B".into(),
             "0B".into(),
         ],
@@ -127,10 +97,10 @@ fn run_df(g: &Globals, args: DfArgs) -> Result<ExitCode> {
         ],
         vec![
             "Build Cache".to_string(),
-            (cache.len() + snaps.0).to_string(),
+            du.build_cache.to_string(),
             "0".into(),
-            human_size(snaps.1),
-            human_size(snaps.1),
+            human_size(du.build_cache_size),
+            human_size(du.build_cache_size),
         ],
     ];
     match args.format.as_deref() {
@@ -165,8 +135,7 @@ pub fn run_prune(g: &Globals, args: PruneArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let store = store(g)?;
-    let r = gc::prune(&store, PruneOptions { all: args.all })?;
+    let r = engine(g).prune(args.all)?;
     if r.blobs + r.snapshots + r.cache_records + r.leftovers > 0 {
         println!(
             "Deleted: {} blobs, {} snapshots, {} build cache records, {} leftovers",
@@ -179,8 +148,7 @@ pub fn run_prune(g: &Globals, args: PruneArgs) -> Result<ExitCode> {
 }
 
 fn run_check(g: &Globals, args: CheckArgs) -> Result<ExitCode> {
-    let store = store(g)?;
-    let r = gc::check(&store, args.repair)?;
+    let r = engine(g).check(args.repair)?;
     for e in &r.errors {
         println!("error: {e}");
     }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::display::store;
+use super::display::engine;
 use crate::Globals;
 
 /// Flags of `kiln tag`.
@@ -18,6 +18,6 @@ pub struct Args {
 
 /// Adds the name.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
-    store(g)?.tag(&args.source, &args.target)?;
+    engine(g).tag_image(&args.source, &args.target)?;
     Ok(ExitCode::SUCCESS)
 }
