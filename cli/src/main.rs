@@ -4,10 +4,9 @@
 //! declares the command line and dispatches. Library crates return typed
 //! errors; here they become `anyhow` errors with context, printed once.
 
-mod build_cache;
 mod commands;
 mod progress;
-mod registry_store;
+mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -45,6 +45,10 @@ pub enum Error {
     /// The runtime failed.
     #[error(transparent)]
     Executor(#[from] kiln_executor::Error),
+    /// The build's worker failed outside a step (materializing a result, reading the
+    /// cache); a failed step is [`Error::Solve`].
+    #[error(transparent)]
+    Worker(#[from] kiln_solver::worker::WorkerError),
     /// A system call failed with no more specific variant; see [`Error::io`] for one that
     /// names its path.
     #[error(transparent)]
@@ -125,6 +129,19 @@ impl Error {
         }
     }
 
+    /// The message and its causes, `: `-separated (as anyhow's `{:#}` prints a chain): for
+    /// text that goes on in one line, such as a warning.
+    pub fn display_chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+
     /// Whether this is (under its context) a not-found error, from the engine or the store.
     pub fn is_not_found(&self) -> bool {
         matches!(
@@ -178,6 +195,7 @@ mod tests {
             chain(&e),
             "preparing the build: reading /x/Dockerfile: No such file or directory (os error 2)"
         );
+        assert_eq!(e.display_chain(), chain(&e));
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub enum Event {
     Warning(String),
     /// An informational line (`note: ...`).
     Note(String),
+    /// The build's steps are done (sent after the last [`Event::Step`], before the image is
+    /// written): what the face may tell about the solve, in the order BuildKit tells it.
+    BuildSolved {
+        /// With `--explain-cache`: why each step that ran missed the cache, one line each.
+        explanations: Vec<String>,
+        /// Build args no step used (`[Warning] One or more build-args ... were not
+        /// consumed`).
+        unused_build_args: Vec<String>,
+    },
 }
 
 /// Which way layers move.

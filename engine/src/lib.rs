@@ -10,17 +10,27 @@
 //! The engine is not a daemon: every operation works on the store under `--root` directly,
 //! and any number of processes (CLIs and a service) may do so at once.
 
+pub mod build;
+pub mod build_cache;
 mod error;
 pub mod events;
 pub mod images;
+pub mod login;
+pub mod pull;
+pub mod push;
+pub mod registry_store;
 mod root;
 pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use build::{BuildContext, BuildOptions, BuildResult, DockerfileSource};
 pub use error::{Error, Result, ResultExt, SolveFailure};
 pub use events::{Event, LayerStatus, Progress, Transfer};
+pub use login::LoginCheck;
+pub use pull::{PullOptions, Pulled};
+pub use push::{PushOptions, Pushed};
 pub use root::default_root;
 
 /// kiln's operations on one state directory (`--root`).

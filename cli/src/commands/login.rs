@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use kiln_registry::auth::{CredentialStore, Credentials, DockerConfig};
-use kiln_registry::{Client, ClientConfig};
+use kiln_engine::login::{registry_host, LoginCheck};
+use kiln_registry::auth::{Credentials, DockerConfig};
 
 /// Flags of `kiln login`.
 #[derive(Debug, clap::Args)]
@@ -25,23 +25,6 @@ pub struct Args {
     pub tls_verify: bool,
     /// The registry (host[:port]); Docker Hub when omitted.
     pub server: Option<String>,
-}
-
-/// The registry host docker would store credentials under: scheme and path stripped,
-/// Docker Hub's aliases folded to `docker.io`.
-pub fn registry_host(server: Option<&str>) -> String {
-    let Some(server) = server.map(str::trim).filter(|s| !s.is_empty()) else {
-        return "docker.io".into();
-    };
-    let stripped = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .unwrap_or(server);
-    let host = stripped.split('/').next().unwrap_or(stripped);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Verifies the credentials, then writes them to docker's config file (0600, atomic).
@@ -76,19 +59,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("the password is empty");
     }
 
-    let mut config = ClientConfig::from_env()?;
-    config.tls_verify = args.tls_verify;
-    // Verify with exactly these credentials, not stored ones.
-    config.credentials = CredentialStore::with_files(None, None);
-    let client = Client::new(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime
-        .block_on(client.login(&registry, &username, &password))
-        .with_context(|| format!("login to {registry} failed"))?;
+    // The check needs no store: an engine on the default root opens nothing.
+    let engine = kiln_engine::Engine::new(kiln_engine::default_root());
+    engine.check_login(&LoginCheck {
+        server: Some(registry.clone()),
+        username: username.clone(),
+        password: password.clone(),
+        tls_verify: args.tls_verify,
+    })?;
 
     let path = DockerConfig::default_path()?;
     let mut file = DockerConfig::load(&path)?;
@@ -129,24 +107,5 @@ mod prompt {
         // SAFETY: restores the settings read above on the same fd.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_are_normalized_as_docker_does() {
-        assert_eq!(registry_host(None), "docker.io");
-        assert_eq!(
-            registry_host(Some("https://index.docker.io/v1/")),
-            "docker.io"
-        );
-        assert_eq!(registry_host(Some("127.0.0.1:5000")), "127.0.0.1:5000");
-        assert_eq!(
-            registry_host(Some("http://reg.local:5000/v2/")),
-            "reg.local:5000"
-        );
     }
 }

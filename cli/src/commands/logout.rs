@@ -13,7 +13,7 @@ pub struct Args {
 
 /// Removes the entry (and erases it from a credential helper), as `docker logout` does.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let registry = super::login::registry_host(args.server.as_deref());
+    let registry = kiln_engine::login::registry_host(args.server.as_deref());
     let path = DockerConfig::default_path()?;
     let mut file = DockerConfig::load(&path)?;
     if file.remove(&registry)? {

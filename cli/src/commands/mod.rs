@@ -1,7 +1,6 @@
 //! One module per `kiln` command (or command group).
 
 pub mod build;
-pub mod build_context;
 pub mod completion;
 pub mod container;
 pub mod debug;

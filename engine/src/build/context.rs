@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{Error, Result, ResultExt};
 use kiln_cache::Store;
 use kiln_solver::fileop::{self, StreamKind};
 
@@ -108,61 +108,137 @@ fn clean_subdir(s: &str) -> String {
     parts.join("/")
 }
 
-/// Resolves the context argument and `-f` into a context directory and a Dockerfile.
-pub fn prepare(store: &Store, context: &str, file: Option<&Path>) -> Result<Prepared> {
-    let stdin_dockerfile = file.is_some_and(|f| f.as_os_str() == "-");
-    if context == "-" {
-        if stdin_dockerfile {
-            bail!("invalid argument: can't use stdin for both build context and dockerfile");
-        }
-        return from_stdin(store, file);
-    }
-    if Path::new(context).is_dir() {
-        let dockerfile_path = file
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| Path::new(context).join("Dockerfile"));
-        let (name, bytes) = super::parse::read_dockerfile(&dockerfile_path)?;
-        return Ok(Prepared {
-            dir: PathBuf::from(context),
-            dockerfile_path: (!stdin_dockerfile).then_some(dockerfile_path),
-            dockerfile_name: name,
-            dockerfile: bytes,
-            temporary: false,
-            _scratch: None,
-        });
-    }
-    if let Some(git) = parse_git_context(context) {
-        let scratch = Scratch(store.scratch()?);
-        let dir = clone(&git, &scratch.0)?;
-        return inside(scratch, dir, file, context);
-    }
-    bail!("unable to prepare context: path {context:?} not found")
+/// Where a build's context comes from.
+pub enum BuildContext {
+    /// A directory of the caller's, read in place.
+    Directory(PathBuf),
+    /// A tar archive, plain or compressed (gzip, bzip2, xz, zstd), unpacked into a scratch
+    /// directory; a stream that holds no archive is a lone Dockerfile and the context is
+    /// empty (as `docker build - < Dockerfile`). The CLI passes its standard input, the API
+    /// the request body.
+    Archive(Box<dyn Read + Send>),
+    /// A git repository URL with docker's optional `#ref:subdir` fragment, cloned into a
+    /// scratch directory.
+    Git(String),
 }
 
-/// `-`: a tar archive (perhaps compressed), streamed into a scratch
-/// directory, or a Dockerfile alone.
-fn from_stdin(store: &Store, file: Option<&Path>) -> Result<Prepared> {
-    let mut stdin = std::io::stdin();
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildContext::Directory(d) => f.debug_tuple("Directory").field(d).finish(),
+            BuildContext::Archive(_) => f.write_str("Archive(..)"),
+            BuildContext::Git(url) => f.debug_tuple("Git").field(url).finish(),
+        }
+    }
+}
+
+impl BuildContext {
+    /// The context a path argument names, as `docker build PATH|URL` tells them apart: a
+    /// directory, else a git URL (`-`, an archive on standard input, is the caller's to
+    /// open).
+    pub fn locate(arg: &str) -> Result<BuildContext> {
+        if Path::new(arg).is_dir() {
+            return Ok(BuildContext::Directory(PathBuf::from(arg)));
+        }
+        if parse_git_context(arg).is_some() {
+            return Ok(BuildContext::Git(arg.to_string()));
+        }
+        Err(Error::invalid(format!(
+            "unable to prepare context: path {arg:?} not found"
+        )))
+    }
+}
+
+/// Which Dockerfile a build reads.
+#[derive(Debug, Clone)]
+pub enum DockerfileSource {
+    /// A path inside the context (docker's default `Dockerfile`; the API's `dockerfile=`),
+    /// which may not lead outside it.
+    InContext(PathBuf),
+    /// A file anywhere, as given (the CLI's `-f PATH` with a directory context).
+    Path(PathBuf),
+    /// The Dockerfile itself (`-f -`): no `<Dockerfile>.dockerignore` applies.
+    Bytes {
+        /// Its name in messages (`-`).
+        name: String,
+        /// Its content.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Makes the context directory and reads the Dockerfile.
+pub fn prepare(
+    store: &Store,
+    context: BuildContext,
+    dockerfile: DockerfileSource,
+) -> Result<Prepared> {
+    match context {
+        BuildContext::Directory(dir) => {
+            let (path, name, bytes) = match dockerfile {
+                DockerfileSource::Bytes { name, bytes } => (None, name, bytes),
+                DockerfileSource::Path(path) => {
+                    let name = path.display().to_string();
+                    let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+                    (Some(path), name, bytes)
+                }
+                DockerfileSource::InContext(rel) => {
+                    let (path, bytes) = read_inside(&dir, &rel, &dir.display().to_string())?;
+                    (Some(path), rel.display().to_string(), bytes)
+                }
+            };
+            Ok(Prepared {
+                dir,
+                dockerfile_path: path,
+                dockerfile_name: name,
+                dockerfile: bytes,
+                temporary: false,
+                _scratch: None,
+            })
+        }
+        BuildContext::Archive(stream) => from_archive(store, stream, dockerfile),
+        BuildContext::Git(url) => {
+            let Some(git) = parse_git_context(&url) else {
+                return Err(Error::invalid(format!(
+                    "unable to prepare context: {url:?} is not a git repository URL"
+                )));
+            };
+            let scratch = Scratch(store.scratch()?);
+            let dir = clone(&git, &scratch.0)?;
+            inside(scratch, dir, dockerfile, &url)
+        }
+    }
+}
+
+/// An archive (perhaps compressed), streamed into a scratch directory, or a Dockerfile
+/// alone.
+fn from_archive(
+    store: &Store,
+    mut stream: Box<dyn Read + Send>,
+    dockerfile: DockerfileSource,
+) -> Result<Prepared> {
     // docker peeks one tar header block to tell an archive from a Dockerfile.
     let mut head = Vec::with_capacity(512);
-    (&mut stdin)
+    (&mut stream)
         .take(512)
         .read_to_end(&mut head)
         .context("reading the build context from standard input")?;
     let scratch = Scratch(store.scratch()?);
     let dir = scratch.0.join("context");
-    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     match fileop::stream_kind(&head) {
         StreamKind::Archive => {
-            let input = std::io::Cursor::new(head).chain(stdin);
-            fileop::unpack_stream(&dir, input, "the context on standard input")
-                .map_err(|e| anyhow!("unpacking the build context from standard input: {e}"))?;
-            inside(scratch, dir, file, "-")
+            let input = std::io::Cursor::new(head).chain(stream);
+            fileop::unpack_stream(&dir, input, "the context on standard input").map_err(|e| {
+                Error::invalid(format!(
+                    "unpacking the build context from standard input: {e}"
+                ))
+            })?;
+            inside(scratch, dir, dockerfile, "-")
         }
         StreamKind::Other => {
             // A Dockerfile alone: docker writes it into an otherwise empty context.
             let mut bytes = head;
-            stdin
+            stream
                 .read_to_end(&mut bytes)
                 .context("reading the Dockerfile from standard input")?;
             std::fs::write(dir.join("Dockerfile"), &bytes)?;
@@ -178,12 +254,16 @@ fn from_stdin(store: &Store, file: Option<&Path>) -> Result<Prepared> {
     }
 }
 
-/// A context made in `scratch` at `dir`; `-f` names a file inside it, as
-/// docker reads it for remote and archive contexts.
-fn inside(scratch: Scratch, dir: PathBuf, file: Option<&Path>, what: &str) -> Result<Prepared> {
-    let rel = match file {
-        Some(f) if f.as_os_str() == "-" => {
-            let (name, bytes) = super::parse::read_dockerfile(f)?;
+/// A context made in `scratch` at `dir`; the Dockerfile is a file inside it, as docker
+/// reads it for remote and archive contexts (a path given as outside is taken as inside).
+fn inside(
+    scratch: Scratch,
+    dir: PathBuf,
+    dockerfile: DockerfileSource,
+    what: &str,
+) -> Result<Prepared> {
+    let rel = match dockerfile {
+        DockerfileSource::Bytes { name, bytes } => {
             return Ok(Prepared {
                 dir,
                 dockerfile_path: None,
@@ -193,13 +273,9 @@ fn inside(scratch: Scratch, dir: PathBuf, file: Option<&Path>, what: &str) -> Re
                 _scratch: Some(scratch),
             });
         }
-        Some(f) => f.to_path_buf(),
-        None => PathBuf::from("Dockerfile"),
+        DockerfileSource::InContext(rel) | DockerfileSource::Path(rel) => rel,
     };
-    let path = resolve_inside(&dir, &rel)
-        .with_context(|| format!("the Dockerfile {} in the context {what}", rel.display()))?;
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("reading the Dockerfile {} from {what}", rel.display()))?;
+    let (path, bytes) = read_inside(&dir, &rel, what)?;
     Ok(Prepared {
         dir,
         dockerfile_path: Some(path),
@@ -208,6 +284,15 @@ fn inside(scratch: Scratch, dir: PathBuf, file: Option<&Path>, what: &str) -> Re
         temporary: true,
         _scratch: Some(scratch),
     })
+}
+
+/// Reads the Dockerfile `rel` inside the context `dir` (named `what` in messages).
+fn read_inside(dir: &Path, rel: &Path, what: &str) -> Result<(PathBuf, Vec<u8>)> {
+    let path = resolve_inside(dir, rel)
+        .with_context(|| format!("the Dockerfile {} in the context {what}", rel.display()))?;
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("reading the Dockerfile {} from {what}", rel.display()))?;
+    Ok((path, bytes))
 }
 
 /// `rel` under `root`, refusing a path (or a symlink on the way) that
@@ -227,7 +312,10 @@ fn resolve_inside(root: &Path, rel: &Path) -> Result<PathBuf> {
     let real =
         std::fs::canonicalize(&joined).with_context(|| format!("{} not found", rel.display()))?;
     if !real.starts_with(&root) {
-        bail!("{} leads outside the context", rel.display());
+        return Err(Error::invalid(format!(
+            "{} leads outside the context",
+            rel.display()
+        )));
     }
     Ok(real)
 }
@@ -249,17 +337,17 @@ fn clone(git: &GitContext, scratch: &Path) -> Result<PathBuf> {
             .output()
             .context("running git (is it installed?)")?;
         if !out.status.success() {
-            bail!(
+            return Err(Error::invalid(format!(
                 "git {}: {}",
                 args.first().unwrap_or(&""),
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            )));
         }
         Ok(())
     };
     let repo_s = repo
         .to_str()
-        .ok_or_else(|| anyhow!("non UTF-8 store path"))?;
+        .ok_or_else(|| Error::Internal("non UTF-8 store path".into()))?;
     let what = || format!("unable to prepare context: cloning {}", git.remote);
     run(&["init", "-q", repo_s]).with_context(what)?;
     run(&["-C", repo_s, "remote", "add", "origin", &git.remote]).with_context(what)?;
@@ -309,11 +397,10 @@ fn clone(git: &GitContext, scratch: &Path) -> Result<PathBuf> {
     let dir = resolve_inside(&repo, Path::new(&git.subdir))
         .with_context(|| format!("unable to prepare context: subdirectory {}", git.subdir))?;
     if !dir.is_dir() {
-        bail!(
+        return Err(Error::invalid(format!(
             "unable to prepare context: {} is not a directory in {}",
-            git.subdir,
-            git.remote
-        );
+            git.subdir, git.remote
+        )));
     }
     Ok(dir)
 }

@@ -16,7 +16,7 @@ use kiln_registry::{BlobInfo, BlobSink, BlobWriter, Client, Reference, StoreErro
 use kiln_solver::worker::{Layer, LayerFetcher};
 
 use super::format::CacheLayer;
-use crate::commands::push::GzipMemo;
+use crate::push::GzipMemo;
 use crate::registry_store::{to_registry_digest, RegistryStore};
 
 /// Where an imported cache's blobs are.
@@ -46,10 +46,10 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// A fetcher with no layers yet.
-    pub fn new() -> anyhow::Result<Fetcher> {
+    pub fn new() -> crate::Result<Fetcher> {
         Ok(Fetcher {
             layers: HashMap::new(),
-            runtime: crate::commands::pull::runtime()?,
+            runtime: crate::pull::runtime()?,
             busy: Mutex::new(()),
         })
     }

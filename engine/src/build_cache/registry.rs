@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{Error, Result, ResultExt};
 use kiln_cache::layer::Compression;
 use kiln_cache::{Digest, Store};
 use kiln_registry::{BlobInfo, Reference};
@@ -13,15 +13,18 @@ use kiln_solver::worker::Layer;
 
 use super::format::{Blob, CacheConfig, CONFIG_MEDIA_TYPE, MAX_CONFIG};
 use super::{cache_manifest, Imported};
-use crate::commands::pull::{client, parse_reference, runtime};
-use crate::commands::push::{GzipMemo, LayerPusher};
+use crate::events::Progress;
+use crate::pull::{client, parse_reference, runtime};
+use crate::push::{GzipMemo, LayerPusher};
 use crate::registry_store::{to_registry_digest, to_store_digest, RegistryStore};
 
 /// The cache reference, which must name a tag (the manifest is pushed under it).
 fn reference_of(input: &str) -> Result<Reference> {
     let reference = parse_reference(input)?;
     if reference.digest().is_some() {
-        bail!("{input}: a cache reference needs a tag, not a digest");
+        return Err(Error::invalid(format!(
+            "{input}: a cache reference needs a tag, not a digest"
+        )));
     }
     Ok(reference)
 }
@@ -44,7 +47,8 @@ pub fn export(
         reference: &reference,
         shown: &shown,
         memo: &memo,
-        lines: None,
+        // A cache export shows one line when done, no layer lines.
+        progress: &Progress::none(),
     };
     let attempt = |use_memo: bool| -> Result<kiln_registry::Digest> {
         rt.block_on(async {
@@ -60,7 +64,8 @@ pub fn export(
                     let blob = match gzipped.get(&l.blob) {
                         Some((gz, size)) => Blob {
                             media_type: Compression::Gzip.oci_media_type().into(),
-                            digest: to_store_digest(gz).map_err(|e| anyhow!("{e}"))?,
+                            digest: to_store_digest(gz)
+                                .map_err(|e| Error::invalid(e.to_string()))?,
                             size: *size,
                         },
                         // Already compressed (a pulled base layer): it goes as it is.
@@ -125,26 +130,30 @@ pub fn import(store: &Store, input: &str) -> Result<Option<Imported>> {
         {
             Ok(m) => m,
             Err(kiln_registry::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(anyhow!(e).context("fetching the cache manifest")),
+            Err(e) => return Err(Error::from(e).context("fetching the cache manifest")),
         };
         let json: serde_json::Value = serde_json::from_slice(&manifest.bytes)?;
         let config = &json["config"];
         let media_type = config["mediaType"].as_str().unwrap_or("");
         if media_type != CONFIG_MEDIA_TYPE {
-            bail!("not a kiln build cache (its config is {media_type:?}, not {CONFIG_MEDIA_TYPE})");
+            return Err(Error::invalid(format!(
+                "not a kiln build cache (its config is {media_type:?}, not {CONFIG_MEDIA_TYPE})"
+            )));
         }
         let digest = config["digest"]
             .as_str()
-            .ok_or_else(|| anyhow!("the cache manifest's config has no digest"))?;
+            .ok_or_else(|| Error::invalid("the cache manifest's config has no digest"))?;
         let size = config["size"]
             .as_u64()
-            .ok_or_else(|| anyhow!("the cache manifest's config has no size"))?;
+            .ok_or_else(|| Error::invalid("the cache manifest's config has no size"))?;
         if size > MAX_CONFIG {
-            bail!("the cache config is {size} bytes, more than kiln reads");
+            return Err(Error::invalid(format!(
+                "the cache config is {size} bytes, more than kiln reads"
+            )));
         }
         let info = BlobInfo {
             digest: kiln_registry::Digest::parse(digest)
-                .map_err(|e| anyhow!("config digest {digest}: {e}"))?,
+                .map_err(|e| Error::invalid(format!("config digest {digest}: {e}")))?,
             size,
             media_type: media_type.to_string(),
         };
@@ -152,7 +161,7 @@ pub fn import(store: &Store, input: &str) -> Result<Option<Imported>> {
             .fetch_blob(&reference, &info, &RegistryStore::new(store.clone()))
             .await
             .context("fetching the cache config")?;
-        let stored = to_store_digest(&info.digest).map_err(|e| anyhow!("{e}"))?;
+        let stored = to_store_digest(&info.digest).map_err(|e| Error::invalid(e.to_string()))?;
         let bytes = store.content().read_bytes(&stored, MAX_CONFIG)?;
         Ok(Some(
             CacheConfig::parse(&bytes).context("reading the cache config")?,

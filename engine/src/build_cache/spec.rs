@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use crate::{Error, Result};
 
 /// Which results a cache export holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +55,15 @@ impl std::fmt::Display for Location {
 fn attributes<'a>(flag: &str, spec: &'a str) -> Result<BTreeMap<&'a str, &'a str>> {
     let mut out = BTreeMap::new();
     for field in spec.split(',') {
-        let (k, v) = field
-            .split_once('=')
-            .ok_or_else(|| anyhow!("{flag} {spec}: {field:?} is not a key=value attribute"))?;
+        let (k, v) = field.split_once('=').ok_or_else(|| {
+            Error::invalid(format!(
+                "{flag} {spec}: {field:?} is not a key=value attribute"
+            ))
+        })?;
         if out.insert(k.trim(), v.trim()).is_some() {
-            bail!("{flag} {spec}: attribute {k} is given twice");
+            return Err(Error::invalid(format!(
+                "{flag} {spec}: attribute {k} is given twice"
+            )));
         }
     }
     Ok(out)
@@ -68,10 +72,10 @@ fn attributes<'a>(flag: &str, spec: &'a str) -> Result<BTreeMap<&'a str, &'a str
 fn check_known(flag: &str, spec: &str, attrs: &BTreeMap<&str, &str>, known: &[&str]) -> Result<()> {
     for k in attrs.keys() {
         if !known.contains(k) {
-            bail!(
+            return Err(Error::invalid(format!(
                 "{flag} {spec}: unknown attribute {k:?} for this type (accepted: {})",
                 known.join(", ")
-            );
+            )));
         }
     }
     Ok(())
@@ -81,14 +85,14 @@ fn kind<'a>(flag: &str, spec: &str, attrs: &BTreeMap<&str, &'a str>) -> Result<&
     let kind = attrs.get("type").copied().unwrap_or("registry");
     match kind {
         "registry" | "local" => Ok(kind),
-        "inline" => bail!(
+        "inline" => Err(Error::invalid(format!(
             "{flag} {spec}: type=inline is not supported: kiln does not embed cache metadata in \
              images; use type=registry,ref=REPO:TAG (a separate cache manifest) instead"
-        ),
-        "gha" | "s3" | "azblob" => bail!(
+        ))),
+        "gha" | "s3" | "azblob" => Err(Error::invalid(format!(
             "{flag} {spec}: type={kind} is not supported; kiln exports to type=registry or type=local"
-        ),
-        other => bail!("{flag} {spec}: unknown cache type {other:?} (use registry or local)"),
+        ))),
+        other => Err(Error::invalid(format!("{flag} {spec}: unknown cache type {other:?} (use registry or local)"))),
     }
 }
 
@@ -100,7 +104,7 @@ fn required<'a>(
 ) -> Result<&'a str> {
     match attrs.get(key) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => bail!("{flag} {spec}: {key}= is missing"),
+        _ => Err(Error::invalid(format!("{flag} {spec}: {key}= is missing"))),
     }
 }
 
@@ -113,7 +117,9 @@ fn tag_of(flag: &str, spec: &str, attrs: &BTreeMap<&str, &str>) -> Result<String
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && !tag.starts_with(['.', '-']);
     if !valid {
-        bail!("{flag} {spec}: tag {tag:?} is not a valid tag");
+        return Err(Error::invalid(format!(
+            "{flag} {spec}: tag {tag:?} is not a valid tag"
+        )));
     }
     Ok(tag.to_string())
 }
@@ -158,12 +164,20 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo> {
     let mode = match attrs.get("mode").copied() {
         None | Some("min") => ExportMode::Min,
         Some("max") => ExportMode::Max,
-        Some(other) => bail!("{flag} {spec}: mode={other} is not min or max"),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "{flag} {spec}: mode={other} is not min or max"
+            )))
+        }
     };
     let ignore_error = match attrs.get("ignore-error").copied() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => bail!("{flag} {spec}: ignore-error={other} is not true or false"),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "{flag} {spec}: ignore-error={other} is not true or false"
+            )))
+        }
     };
     Ok(CacheTo {
         target,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Result};
+use crate::{Error, Result};
 use kiln_cache::Digest;
 use kiln_solver::worker::{Layer, Output, Step};
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,10 @@ impl CacheConfig {
                             Some(&i) => i,
                             None => {
                                 let Some(blob) = remote.get(&l.blob) else {
-                                    bail!("layer {} has no blob in the cache", l.blob);
+                                    return Err(Error::invalid(format!(
+                                        "layer {} has no blob in the cache",
+                                        l.blob
+                                    )));
                                 };
                                 layers.push(CacheLayer {
                                     diff_id: l.diff_id.clone(),
@@ -136,19 +139,25 @@ impl CacheConfig {
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let config: CacheConfig = serde_json::from_slice(bytes)?;
         if config.version != VERSION {
-            bail!(
+            return Err(Error::invalid(format!(
                 "cache format version {} (this kiln reads version {VERSION})",
                 config.version
-            );
+            )));
         }
         for r in &config.records {
             if r.key.len() != 64 || !r.key.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("record key {:?} is not 64 hex digits", r.key);
+                return Err(Error::invalid(format!(
+                    "record key {:?} is not 64 hex digits",
+                    r.key
+                )));
             }
             for s in &r.steps {
                 if let CacheStep::Layer { index, .. } = s {
                     if *index >= config.layers.len() {
-                        bail!("record {} names layer #{index}, which is not listed", r.key);
+                        return Err(Error::invalid(format!(
+                            "record {} names layer #{index}, which is not listed",
+                            r.key
+                        )));
                     }
                 }
             }
@@ -159,10 +168,10 @@ impl CacheConfig {
             let plain = kiln_cache::layer::Compression::from_media_type(&l.stored.media_type)
                 == Some(kiln_cache::layer::Compression::None);
             if plain && l.stored.digest != l.diff_id {
-                bail!(
+                return Err(Error::invalid(format!(
                     "layer {}: a plain tar must be stored under its diff ID",
                     l.diff_id
-                );
+                )));
             }
         }
         Ok(config)

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{Error, Result, ResultExt};
 use kiln_cache::digest::HashingWriter;
 use kiln_cache::layer::{CompressOptions, Compression, Encoder};
 use kiln_cache::{Digest, Store};
@@ -17,7 +17,7 @@ use kiln_solver::worker::{Layer, Output};
 
 use super::format::{Blob, CacheConfig, CONFIG_MEDIA_TYPE, MAX_CONFIG};
 use super::{cache_manifest, Imported};
-use crate::commands::push::GzipMemo;
+use crate::push::GzipMemo;
 use crate::registry_store::to_registry_digest;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -135,7 +135,10 @@ pub fn export(
                 let f = store.content().open_blob(&l.blob)?;
                 let (digest, _) = put_stream(dir, f, Compression::None)?;
                 if digest != l.blob {
-                    bail!("layer {} changed while it was copied", l.blob);
+                    return Err(Error::invalid(format!(
+                        "layer {} changed while it was copied",
+                        l.blob
+                    )));
                 }
             }
             Blob {
@@ -158,9 +161,12 @@ pub fn export(
             .with_context(|| format!("{}/index.json is not JSON", dir.display()))?,
         Err(_) => serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
     };
-    let manifests = index["manifests"]
-        .as_array_mut()
-        .ok_or_else(|| anyhow!("{}/index.json has no manifests list", dir.display()))?;
+    let manifests = index["manifests"].as_array_mut().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}/index.json has no manifests list",
+            dir.display()
+        ))
+    })?;
     manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(tag));
     manifests.push(serde_json::json!({
         "mediaType": OCI_MANIFEST,
@@ -185,10 +191,16 @@ fn read_blob(dir: &Path, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
         .take(limit + 1)
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        bail!("{} is larger than kiln reads", path.display());
+        return Err(Error::invalid(format!(
+            "{} is larger than kiln reads",
+            path.display()
+        )));
     }
     if &Digest::of(&bytes) != digest {
-        bail!("{} does not match its digest", path.display());
+        return Err(Error::invalid(format!(
+            "{} does not match its digest",
+            path.display()
+        )));
     }
     Ok(bytes)
 }
@@ -199,7 +211,7 @@ pub fn import(dir: &Path, tag: &str) -> Result<Option<Imported>> {
     let index = match fs::read(dir.join("index.json")) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow!(e).context(format!("reading {}/index.json", dir.display()))),
+        Err(e) => return Err(Error::io("reading", dir.join("index.json"), e)),
     };
     let index: serde_json::Value = serde_json::from_slice(&index)
         .with_context(|| format!("{}/index.json is not JSON", dir.display()))?;
@@ -213,15 +225,17 @@ pub fn import(dir: &Path, tag: &str) -> Result<Option<Imported>> {
     };
     let digest = |v: &serde_json::Value| -> Result<Digest> {
         v.as_str()
-            .ok_or_else(|| anyhow!("a descriptor has no digest"))?
+            .ok_or_else(|| Error::invalid("a descriptor has no digest"))?
             .parse::<Digest>()
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(|e| Error::invalid(e.to_string()))
     };
     let manifest = read_blob(dir, &digest(&entry["digest"])?, kiln_cache::image::MAX_JSON)?;
     let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
     let media_type = manifest["config"]["mediaType"].as_str().unwrap_or("");
     if media_type != CONFIG_MEDIA_TYPE {
-        bail!("not a kiln build cache (its config is {media_type:?}, not {CONFIG_MEDIA_TYPE})");
+        return Err(Error::invalid(format!(
+            "not a kiln build cache (its config is {media_type:?}, not {CONFIG_MEDIA_TYPE})"
+        )));
     }
     let config = read_blob(dir, &digest(&manifest["config"]["digest"])?, MAX_CONFIG)?;
     Ok(Some(Imported {

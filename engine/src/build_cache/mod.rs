@@ -13,7 +13,8 @@ pub mod spec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Result;
+use crate::events::{Event, Progress};
+use crate::Result;
 use kiln_cache::{Digest, Store};
 use kiln_solver::graph::{Graph, VertexId};
 use kiln_solver::key::KeyRecord;
@@ -31,9 +32,14 @@ pub struct Imported {
     origin: Arc<fetch::Origin>,
 }
 
-/// Reads every `--cache-from` source. A source that is missing or unreadable is a warning,
-/// as in buildx: the build goes on without it. `None` when no source had a record.
-pub fn import(store: &Store, sources: &[Location], quiet: bool) -> Result<Option<ImportedCache>> {
+/// Reads every `--cache-from` source, sending [`Event::CacheImported`] for each. A source
+/// that is missing or unreadable is a warning, as in buildx: the build goes on without it.
+/// `None` when no source had a record.
+pub fn import(
+    store: &Store,
+    sources: &[Location],
+    progress: &Progress,
+) -> Result<Option<ImportedCache>> {
     let mut fetcher = fetch::Fetcher::new()?;
     let mut records: HashMap<String, Output> = HashMap::new();
     for source in sources {
@@ -44,20 +50,23 @@ pub fn import(store: &Store, sources: &[Location], quiet: bool) -> Result<Option
         match read {
             Ok(Some(imported)) => {
                 let outputs = imported.config.outputs();
-                if !quiet {
-                    eprintln!(
-                        "importing cache manifest from {source}: {} records, {} layers",
-                        outputs.len(),
-                        imported.config.layers.len()
-                    );
-                }
+                progress.emit(Event::CacheImported {
+                    source: source.to_string(),
+                    records: outputs.len(),
+                    layers: imported.config.layers.len(),
+                });
                 fetcher.add(&imported.config.layers, imported.origin);
                 for (key, output) in outputs {
                     records.entry(key).or_insert(output);
                 }
             }
-            Ok(None) => eprintln!("WARNING: --cache-from {source}: not found; building without it"),
-            Err(e) => eprintln!("WARNING: --cache-from {source}: {e:#}; building without it"),
+            Ok(None) => progress.warn(format!(
+                "--cache-from {source}: not found; building without it"
+            )),
+            Err(e) => progress.warn(format!(
+                "--cache-from {source}: {}; building without it",
+                e.display_chain()
+            )),
         }
     }
     if records.is_empty() {
@@ -96,15 +105,15 @@ pub fn selected_vertices(
     ids
 }
 
-/// Exports the results of `vertices` to `to`. Results imported and not fetched yet are
-/// fetched first (the export must hold their blobs).
+/// Exports the results of `vertices` to `to`, then sends [`Event::CacheExported`]. Results
+/// imported and not fetched yet are fetched first (the export must hold their blobs).
 pub fn export(
     store: &Store,
     worker: &LocalWorker,
     to: &CacheTo,
     vertices: &[VertexId],
     keys: &HashMap<VertexId, KeyRecord>,
-    quiet: bool,
+    progress: &Progress,
 ) -> Result<()> {
     let mut records: Vec<(String, Output)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -138,14 +147,12 @@ pub fn export(
             local::export(store, dir, tag, &records, &layers)?.to_string()
         }
     };
-    if !quiet {
-        eprintln!(
-            "exporting cache to {}: {} records, {} layers, manifest {digest} done",
-            to.target,
-            records.len(),
-            layers.len()
-        );
-    }
+    progress.emit(Event::CacheExported {
+        target: to.target.to_string(),
+        records: records.len(),
+        layers: layers.len(),
+        digest,
+    });
     Ok(())
 }
 

@@ -1,0 +1,157 @@
+//! Pull: fetch an image from a registry into the local store (`kiln pull`, `POST
+//! /images/create`, and the bases a build lacks).
+//!
+//! Blobs are verified and committed through the content store, then the manifest, then the
+//! name: a failed pull leaves no name and no partial blob.
+//!
+//! Credentials come from the files docker and the containers tools read
+//! (`ClientConfig::from_env`). The registry client has no way yet to take a per-request
+//! credential that never touches disk (what the API's `X-Registry-Auth` needs): that needs
+//! an in-memory `CredentialStore` in kiln-registry first.
+
+use std::sync::Arc;
+
+use kiln_cache::Store;
+use kiln_registry::{Client, ClientConfig, Platform, ProgressFn, Reference};
+
+use crate::events::{Event, LayerStatus, Progress, Transfer};
+use crate::registry_store::{to_store_digest, RegistryStore};
+use crate::{Engine, Error, Result, ResultExt};
+
+/// What to pull and how.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The image: `[host[:port]/]repo[:tag|@digest]`.
+    pub reference: String,
+    /// The platform to pick from an index.
+    pub platform: Platform,
+    /// Require HTTPS and verify certificates (loopback registries use plain HTTP).
+    pub tls_verify: bool,
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The normalized reference (`127.0.0.1:5000/app:1`, `docker.io/library/busybox:latest`).
+    pub reference: Reference,
+    /// The local name it was stored under, when the reference has a tag.
+    pub name: Option<String>,
+    /// The image manifest's digest.
+    pub manifest_digest: kiln_cache::Digest,
+}
+
+impl Engine {
+    /// Pulls `opts.reference` into the store. Sends [`Event::PullStarted`], a
+    /// [`Event::Layer`] per layer change, a [`Event::Warning`] when the image gets no name,
+    /// then [`Event::PullFinished`].
+    pub fn pull(&self, opts: &PullOptions, progress: &Progress) -> Result<Pulled> {
+        pull_into(&self.store()?, opts, progress)
+    }
+}
+
+/// A registry client configured as docker's CLI would be (docker's config and the
+/// registries file), with `tls_verify` and `progress`.
+pub fn client(tls_verify: bool, progress: Option<ProgressFn>) -> Result<Client> {
+    let mut config = ClientConfig::from_env().context("reading the registry configuration")?;
+    config.tls_verify = tls_verify;
+    config.progress = progress;
+    Ok(Client::new(config)?)
+}
+
+/// A small runtime for one registry operation.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Parses a reference as docker does, with an error naming it.
+pub fn parse_reference(input: &str) -> Result<Reference> {
+    Reference::parse(input)
+        .map_err(|e| Error::invalid(format!("invalid reference format {input:?}: {e}")))
+}
+
+/// Pulls `opts.reference` into `store` (the engine's pull, for callers that hold the store).
+pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) -> Result<Pulled> {
+    let reference = parse_reference(&opts.reference)?;
+    let name = reference.tag().map(|t| reference.with_tag(t).familiar());
+    let before = name
+        .as_deref()
+        .and_then(|n| store.image(n).ok())
+        .map(|i| i.manifest_digest);
+
+    progress.emit(Event::PullStarted {
+        reference: reference.manifest_reference(),
+        repository: reference.path().to_string(),
+    });
+    let layer_events: Option<ProgressFn> = progress.is_listening().then(|| {
+        let progress = progress.clone();
+        let forward: ProgressFn = Arc::new(move |digest, event| {
+            progress.emit(Event::Layer {
+                transfer: Transfer::Pull,
+                digest: digest.to_string(),
+                status: LayerStatus::from(event),
+            })
+        });
+        forward
+    });
+    let client = client(opts.tls_verify, layer_events)?;
+    // Blobs written or touched while the lease is held survive a concurrent prune until the
+    // name below makes them reachable.
+    let _lease = store.lease(&format!("pull-{}", std::process::id()))?;
+    let sink = RegistryStore::new(store.clone());
+    let pulled = runtime()?
+        .block_on(client.pull(&reference, &opts.platform, &sink))
+        .with_context(|| format!("pulling {reference}"))?;
+
+    let manifest_digest = to_store_digest(&pulled.manifest.digest)
+        .map_err(|e| Error::Internal(format!("manifest digest of {reference}: {e}")))?;
+    let stored = store.content().put_bytes(&pulled.manifest.bytes)?;
+    if stored != manifest_digest {
+        return Err(Error::Internal(format!(
+            "manifest of {reference}: stored as {stored}, expected {manifest_digest}"
+        )));
+    }
+    match &name {
+        Some(n) => {
+            store
+                .set_name(n, &manifest_digest)
+                .with_context(|| format!("naming {n}"))?;
+        }
+        None => {
+            // Check it loads, so a bad image fails here rather than at run time.
+            store.load_image(&manifest_digest, Vec::new())?;
+            progress.warn(format!(
+                "{reference} has no tag, so it gets no name: the next prune removes it"
+            ));
+        }
+    }
+    progress.emit(Event::PullFinished {
+        digest: pulled.manifest.digest.to_string(),
+        name: name.clone().unwrap_or_else(|| reference.to_string()),
+        up_to_date: before.as_ref() == Some(&manifest_digest),
+    });
+    Ok(Pulled {
+        reference,
+        name,
+        manifest_digest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_references_are_named_in_the_error() {
+        let err = parse_reference("Not//A:Valid:Ref").unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        assert!(err.to_string().contains("Not//A:Valid:Ref"), "{err}");
+        assert_eq!(
+            parse_reference("busybox").unwrap().to_string(),
+            "docker.io/library/busybox:latest"
+        );
+    }
+}
