@@ -10,9 +10,11 @@
 //! The engine is not a daemon: every operation works on the store under `--root` directly,
 //! and any number of processes (CLIs and a service) may do so at once.
 
+pub mod containers;
 mod error;
 pub mod events;
 mod root;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
