@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod build_cache;
+pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
@@ -21,6 +22,7 @@ pub mod push;
 pub mod registry_store;
 mod root;
 pub mod system;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

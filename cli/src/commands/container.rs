@@ -6,11 +6,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kiln_executor::spec::{ContainerSpec, PortMapping, Protocol, StdioSpec};
-use kiln_executor::state::{process_alive, ContainerRecord, Status, Store};
+use kiln_executor::state::{ContainerRecord, Status, Store};
 use nix::sys::signal::{SigSet, Signal};
 
 /// `IP:HOST->CONTAINER/PROTO`, as `docker ps` shows published ports.
@@ -228,44 +227,4 @@ fn dup_null() -> OwnedFd {
             // only reached when /dev/null is missing.
             unsafe { OwnedFd::from_raw_fd(libc::dup(2)) }
         })
-}
-
-/// Whether the record's container still runs (its supervisor is alive and
-/// has not recorded an exit).
-pub fn is_running(rec: &ContainerRecord) -> bool {
-    rec.status != Status::Exited
-        && rec
-            .supervisor
-            .is_some_and(|p| process_alive(p, rec.supervisor_start))
-}
-
-/// Waits until the container has exited (or `timeout` passes); true when it has.
-pub fn wait_exited(store: &Store, id: &str, timeout: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        match store.load(id) {
-            Err(_) => return true,
-            Ok(r) if !is_running(&r) => return true,
-            Ok(_) => {}
-        }
-        if start.elapsed() >= timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Parses a signal name or number: `TERM`, `SIGTERM`, `15`.
-pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).with_context(|| format!("invalid signal {s}"));
-    }
-    let up = s.to_ascii_uppercase();
-    let full = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    full.parse::<Signal>()
-        .with_context(|| format!("invalid signal {s}"))
 }

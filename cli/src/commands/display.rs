@@ -133,11 +133,6 @@ pub fn template(fmt: &str, v: &serde_json::Value) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Opens the store under the global `--root`.
-pub fn store(g: &crate::Globals) -> anyhow::Result<kiln_cache::Store> {
-    Ok(engine(g).store()?)
-}
-
 /// The engine on the global `--root`.
 pub fn engine(g: &crate::Globals) -> kiln_engine::Engine {
     kiln_engine::Engine::new(&g.root)

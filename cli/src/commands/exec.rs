@@ -8,7 +8,9 @@ use anyhow::bail;
 use kiln_executor::spec::StdioSpec;
 use kiln_executor::state::Store;
 
-use crate::commands::container::{attach_pty, is_running, SignalForwarder};
+use kiln_engine::containers::is_running;
+
+use crate::commands::container::{attach_pty, SignalForwarder};
 use crate::Globals;
 
 /// Flags of `kiln exec`.

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use kiln_executor::state::{now, Status, Store};
+use kiln_engine::containers::is_running;
+use kiln_engine::Engine;
+use kiln_executor::state::{now, Status};
 
-use crate::commands::container::is_running;
 use crate::Globals;
 
 /// Flags of `kiln ps`.
@@ -30,13 +31,7 @@ fn ago(t: u64) -> String {
 
 /// Lists containers.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&globals.root)?;
-    store.cleanup_stale();
-    let recs: Vec<_> = store
-        .list()
-        .into_iter()
-        .filter(|r| args.all || is_running(r))
-        .collect();
+    let recs = Engine::new(&globals.root).list_containers(args.all)?;
     if args.quiet {
         for r in recs {
             println!("{}", &r.id[..12]);

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use kiln_executor::image::{compose, parse_env_file, RunOverrides};
-use kiln_executor::spec::{
-    CacheSharing, ContainerSpec, MountSpec, NetworkMode, PortMapping, Protocol, Rootfs, StdioSpec,
+use kiln_engine::containers::config::{
+    parse_add_host, parse_network, parse_publish, parse_security_opts, parse_size, parse_ulimit,
 };
+use kiln_executor::image::{compose, parse_env_file, RunOverrides};
+use kiln_executor::spec::{CacheSharing, ContainerSpec, MountSpec, NetworkMode, Rootfs, StdioSpec};
 use kiln_executor::state::{ContainerRecord, Status, Store};
 use kiln_executor::volume::Volumes;
 
@@ -116,92 +117,6 @@ pub struct Args {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
-}
-
-/// Parses docker's memory sizes: 512, 64k, 64m, 1g (case-insensitive, optional b).
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
-    Ok((n * mult as f64) as u64)
-}
-
-/// Parses `-p [IP:]HOSTPORT:CONTAINERPORT[/PROTO]` (also `CONTAINERPORT` alone: any host port).
-pub fn parse_publish(s: &str) -> anyhow::Result<PortMapping> {
-    let (spec, proto) = match s.rsplit_once('/') {
-        Some((a, "tcp")) => (a, Protocol::Tcp),
-        Some((a, "udp")) => (a, Protocol::Udp),
-        Some((_, p)) => bail!("invalid protocol {p:?} in {s:?}"),
-        None => (s, Protocol::Tcp),
-    };
-    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-    let port = |p: &str| -> anyhow::Result<u16> {
-        p.parse()
-            .with_context(|| format!("invalid port {p:?} in {s:?}"))
-    };
-    let (ip, host, cont) = match parts.as_slice() {
-        [c] => ("0.0.0.0", "0", *c),
-        [c, h] => ("0.0.0.0", *h, *c),
-        [c, h, ip] => (*ip, *h, *c),
-        _ => bail!("invalid port mapping {s:?}"),
-    };
-    let ip = if ip.is_empty() {
-        "0.0.0.0"
-    } else {
-        ip.trim_start_matches('[').trim_end_matches(']')
-    };
-    Ok(PortMapping {
-        host_ip: ip
-            .parse()
-            .with_context(|| format!("invalid address {ip:?} in {s:?}"))?,
-        host_port: if host.is_empty() { 0 } else { port(host)? },
-        container_port: port(cont)?,
-        protocol: proto,
-    })
-}
-
-fn parse_ulimit(s: &str) -> anyhow::Result<oci_spec::runtime::PosixRlimit> {
-    use oci_spec::runtime::PosixRlimitType as T;
-    let (name, vals) = s
-        .split_once('=')
-        .context("ulimit must be name=soft[:hard]")?;
-    let typ = match name {
-        "nofile" => T::RlimitNofile,
-        "nproc" => T::RlimitNproc,
-        "core" => T::RlimitCore,
-        "stack" => T::RlimitStack,
-        "fsize" => T::RlimitFsize,
-        "cpu" => T::RlimitCpu,
-        "memlock" => T::RlimitMemlock,
-        "as" => T::RlimitAs,
-        "data" => T::RlimitData,
-        "locks" => T::RlimitLocks,
-        "msgqueue" => T::RlimitMsgqueue,
-        "nice" => T::RlimitNice,
-        "rtprio" => T::RlimitRtprio,
-        "sigpending" => T::RlimitSigpending,
-        other => bail!("unknown ulimit {other:?}"),
-    };
-    let (soft, hard) = vals.split_once(':').unwrap_or((vals, vals));
-    let n = |v: &str| -> anyhow::Result<u64> {
-        if v == "-1" {
-            Ok(u64::MAX)
-        } else {
-            v.parse()
-                .with_context(|| format!("invalid ulimit value {v:?}"))
-        }
-    };
-    Ok(oci_spec::runtime::PosixRlimitBuilder::default()
-        .typ(typ)
-        .soft(n(soft)?)
-        .hard(n(hard)?)
-        .build()?)
 }
 
 /// Turns `-v` and `--mount` values into mounts (named volumes resolved under --root).
@@ -453,23 +368,17 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     user.set_additional_gids(Some(args.group_add.clone()));
     spec.process.set_user(user);
     spec.process.set_terminal(Some(args.tty));
-    let mut no_new_privs = false;
-    for o in &args.security_opt {
-        match o.as_str() {
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
-                no_new_privs = true
-            }
-            "no-new-privileges:false" | "no-new-privileges=false" => no_new_privs = false,
-            "seccomp=unconfined" | "seccomp:unconfined" => spec.seccomp = false,
-            other => bail!("unsupported --security-opt {other:?}"),
-        }
+    let security = parse_security_opts(&args.security_opt)?;
+    let no_new_privs = security.no_new_privileges;
+    if !security.seccomp {
+        spec.seccomp = false;
     }
     spec.process.set_no_new_privileges(Some(no_new_privs));
     let rlimits = args
         .ulimit
         .iter()
         .map(|u| parse_ulimit(u))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<kiln_engine::Result<Vec<_>>>()?;
     spec.process.set_rlimits(if rlimits.is_empty() {
         None
     } else {
@@ -486,17 +395,12 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     spec.readonly_rootfs = args.read_only;
     spec.init = args.init;
     spec.mounts = parse_mounts(&args, &globals.root)?;
-    spec.network.mode = match args.network.as_str() {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        "default" | "bridge" | "slirp4netns" => NetworkMode::Default,
-        other => bail!("unknown network {other:?}: use none, host or default"),
-    };
+    spec.network.mode = parse_network(&args.network)?;
     spec.network.ports = args
         .publish
         .iter()
         .map(|p| parse_publish(p))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<kiln_engine::Result<_>>()?;
     if args.publish_all {
         if let Some(cfg) = &image_cfg {
             for p in cfg.exposed_ports().clone().unwrap_or_default() {
@@ -512,13 +416,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         spec.network.ports.clear();
     }
     for h in &args.add_host {
-        let (n, ip) = h
-            .split_once(':')
-            .or_else(|| h.split_once('='))
-            .with_context(|| format!("invalid --add-host {h:?}: use host:ip"))?;
-        spec.network
-            .extra_hosts
-            .push((n.to_string(), ip.to_string()));
+        spec.network.extra_hosts.push(parse_add_host(h)?);
     }
     spec.network.dns = args.dns.clone();
     spec.resources.memory = args.memory.as_deref().map(parse_size).transpose()?;
@@ -624,36 +522,4 @@ pub(crate) fn finish(store: &Store, rec: &mut ContainerRecord, code: Option<i32>
     rec.pid = None;
     let _ = store.save(rec);
     // The overlay's upper keeps the container's changes; the mount point is empty.
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_specs_parse_like_docker() {
-        let p = parse_publish("127.0.0.1:8080:80").unwrap();
-        assert_eq!(
-            (
-                p.host_ip.to_string().as_str(),
-                p.host_port,
-                p.container_port,
-                p.protocol
-            ),
-            ("127.0.0.1", 8080, 80, Protocol::Tcp)
-        );
-        let p = parse_publish("53:53/udp").unwrap();
-        assert_eq!((p.host_port, p.protocol), (53, Protocol::Udp));
-        assert_eq!(parse_publish("80").unwrap().host_port, 0);
-        assert!(parse_publish("x:80").is_err());
-        assert!(parse_publish("80/sctp").is_err());
-    }
-
-    #[test]
-    fn sizes_parse_like_docker() {
-        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert!(parse_size("lots").is_err());
-    }
 }

@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kiln_executor::state::Store;
-use nix::sys::signal::Signal;
+use kiln_engine::containers::config::parse_signal;
+use kiln_engine::Engine;
 
-use crate::commands::container::{is_running, parse_signal, wait_exited};
 use crate::Globals;
 
 /// Flags of `kiln stop`.
@@ -31,55 +30,32 @@ pub struct KillArgs {
     containers: Vec<String>,
 }
 
-fn send(pid: Option<i32>, sig: Signal) {
-    if let Some(p) = pid {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
-    }
-}
-
 /// Sends the stop signal (image StopSignal, else SIGTERM), then SIGKILL after the grace time.
 pub fn stop(globals: &Globals, args: StopArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&globals.root)?;
+    let engine = Engine::new(&globals.root);
+    engine.containers()?;
     let mut code = ExitCode::SUCCESS;
     for c in &args.containers {
-        let rec = match store.find(c) {
-            Ok(r) => r,
+        match engine.stop_container(c, Duration::from_secs(args.time)) {
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("kiln: error: {e}");
                 code = ExitCode::FAILURE;
-                continue;
-            }
-        };
-        if is_running(&rec) {
-            send(
-                rec.pid,
-                parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM),
-            );
-            if !wait_exited(&store, &rec.id, Duration::from_secs(args.time)) {
-                send(rec.pid, Signal::SIGKILL);
-                wait_exited(&store, &rec.id, Duration::from_secs(10));
             }
         }
-        println!("{c}");
     }
     Ok(code)
 }
 
 /// Sends a signal to running containers.
 pub fn kill(globals: &Globals, args: KillArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&globals.root)?;
+    let engine = Engine::new(&globals.root);
+    engine.containers()?;
     let sig = parse_signal(&args.signal)?;
     let mut code = ExitCode::SUCCESS;
     for c in &args.containers {
-        match store.find(c) {
-            Ok(rec) if is_running(&rec) => {
-                send(rec.pid, sig);
-                println!("{c}");
-            }
-            Ok(_) => {
-                eprintln!("kiln: error: container {c} is not running");
-                code = ExitCode::FAILURE;
-            }
+        match engine.kill_container(c, sig) {
+            Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("kiln: error: {e}");
                 code = ExitCode::FAILURE;

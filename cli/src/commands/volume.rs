@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use kiln_executor::volume::Volumes;
+use kiln_engine::Engine;
 
 use crate::Globals;
 
@@ -44,14 +44,14 @@ enum VolumeCommand {
 
 /// Runs a `kiln volume` subcommand.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let vols = Volumes::open(&globals.root)?;
+    let engine = Engine::new(&globals.root);
     match args.command {
-        VolumeCommand::Create { name } => println!("{}", vols.create(&name)?.name),
+        VolumeCommand::Create { name } => println!("{}", engine.create_volume(&name)?.name),
         VolumeCommand::Ls { quiet } => {
             if !quiet {
                 println!("{:<10}VOLUME NAME", "DRIVER");
             }
-            for v in vols.list() {
+            for v in engine.list_volumes()? {
                 if quiet {
                     println!("{}", v.name);
                 } else {
@@ -61,14 +61,14 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
         VolumeCommand::Rm { names } => {
             for n in names {
-                vols.remove(&n)?;
+                engine.remove_volume(&n)?;
                 println!("{n}");
             }
         }
         VolumeCommand::Inspect { names } => {
             let all = names
                 .iter()
-                .map(|n| vols.inspect(n))
+                .map(|n| engine.inspect_volume(n))
                 .collect::<Result<Vec<_>, _>>()?;
             println!("{}", serde_json::to_string_pretty(&all)?);
         }
