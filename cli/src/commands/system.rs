@@ -23,7 +23,13 @@ enum Sub {
     Prune(PruneArgs),
     /// Verify every blob's digest and every reference in the store (fsck).
     Check(CheckArgs),
+    /// Serve the Docker Engine API on a unix socket (root-equivalent: see --help).
+    Service(service::ServiceArgs),
 }
+
+// The service's flags live beside the other commands (commands/service.rs).
+#[path = "service.rs"]
+mod service;
 
 /// Flags of `kiln system df`.
 #[derive(Debug, clap::Args)]
@@ -62,6 +68,7 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         Sub::Df(a) => run_df(g, a),
         Sub::Prune(a) => run_prune(g, a),
         Sub::Check(a) => run_check(g, a),
+        Sub::Service(a) => service::run(g, a),
     }
 }
 
