@@ -115,7 +115,7 @@ pub struct BuildResult {
     pub id: String,
     /// The image manifest's digest.
     pub manifest_digest: String,
-    /// The tags, normalized (`docker.io/library/app:1`).
+    /// The tags as the store names them (`app:1`, `127.0.0.1:5000/app:latest`).
     pub names: Vec<String>,
     /// With `explain_cache`: one line per step that ran, saying why its cache missed.
     pub explanations: Vec<String>,
@@ -133,7 +133,7 @@ impl Engine {
     }
 }
 
-/// A tag as the store names it (`app` -> `docker.io/library/app:latest`).
+/// A tag as the store names it, as `naming to ... done` shows it.
 fn normalized(tag: &str) -> String {
     kiln_cache::image::normalize_name(tag).unwrap_or_else(|_| tag.to_string())
 }
@@ -154,11 +154,12 @@ pub fn parse_epoch(value: &str) -> Result<Option<i64>> {
     if value.is_empty() {
         return Ok(None);
     }
-    value.parse().map(Some).map_err(|_| {
-        Error::invalid(format!(
+    match value.parse() {
+        Ok(seconds) => Ok(Some(seconds)),
+        Err(e) => Err(Error::invalid(format!("{e}")).context(format!(
             "SOURCE_DATE_EPOCH={value} is not a number of seconds"
-        ))
-    })
+        ))),
+    }
 }
 
 fn network_mode(network: &str) -> Result<kiln_solver::op::NetworkMode> {
@@ -500,4 +501,121 @@ fn resolve_image(
         digest: image.manifest_digest.to_string(),
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn epochs_are_seconds_or_empty() {
+        assert_eq!(parse_epoch("").unwrap(), None);
+        assert_eq!(parse_epoch("1700000000").unwrap(), Some(1_700_000_000));
+        let err = parse_epoch("soon").unwrap_err();
+        assert!(matches!(err.kind(), Error::Invalid(_)), "{err:?}");
+        assert!(
+            err.display_chain()
+                .starts_with("SOURCE_DATE_EPOCH=soon is not a number of seconds: "),
+            "{}",
+            err.display_chain()
+        );
+    }
+
+    #[test]
+    fn labels_without_a_value_are_empty() {
+        let labels = parse_labels(&["a=b=c".into(), "flag".into()]);
+        assert_eq!(labels["a"], "b=c");
+        assert_eq!(labels["flag"], "");
+    }
+
+    #[test]
+    fn unknown_networks_are_refused() {
+        assert!(network_mode("host").is_ok());
+        assert!(matches!(network_mode("bridge"), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn contexts_are_directories_or_git_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let arg = dir.path().to_str().unwrap();
+        assert!(matches!(
+            BuildContext::locate(arg).unwrap(),
+            BuildContext::Directory(d) if d == dir.path()
+        ));
+        assert!(matches!(
+            BuildContext::locate("https://example.com/r.git#main").unwrap(),
+            BuildContext::Git(_)
+        ));
+        let err = BuildContext::locate("/no/such/dir").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to prepare context: path \"/no/such/dir\" not found"
+        );
+    }
+
+    /// A context directory with `Dockerfile` holding `dockerfile` and a file `a.txt`.
+    fn context(dockerfile: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+        dir
+    }
+
+    fn options(dir: &tempfile::TempDir) -> BuildOptions {
+        BuildOptions::new(BuildContext::Directory(dir.path().to_path_buf()))
+    }
+
+    #[test]
+    fn a_build_sends_its_steps_then_the_image() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Engine::new(root.path());
+        let dir = context("FROM scratch\nARG USED\nCOPY a.txt /a-$USED\n");
+        let mut opts = options(&dir);
+        opts.tags = vec!["app:1".into()];
+        opts.build_args =
+            BTreeMap::from([("USED".into(), "x".into()), ("NOT_USED".into(), "y".into())]);
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let progress = Progress::new(move |e| sink.lock().unwrap().push(e));
+        let built = engine.build(opts, &progress).unwrap();
+        assert_eq!(built.names, ["app:1"]);
+        assert_eq!(built.unused_build_args, ["NOT_USED"]);
+        assert!(built.id.starts_with("sha256:"), "{}", built.id);
+
+        let seen = seen.lock().unwrap();
+        let at = |pred: &dyn Fn(&Event) -> bool| seen.iter().position(pred).expect("sent");
+        let steps = at(&|e| matches!(e, Event::BuildSteps(_)));
+        let first_step = at(&|e| matches!(e, Event::Step(_)));
+        let solved = at(&|e| matches!(e, Event::BuildSolved { .. }));
+        let written = at(&|e| matches!(e, Event::ImageWritten { .. }));
+        assert!(steps < first_step && first_step < solved && solved < written);
+        let last_step = seen.iter().rposition(|e| matches!(e, Event::Step(_)));
+        assert!(last_step < Some(solved), "a step event after the solve");
+        assert!(matches!(
+            &seen[written],
+            Event::ImageWritten { id, .. } if *id == built.id
+        ));
+        let stored = engine.store().unwrap().image("app:1").unwrap();
+        assert_eq!(stored.id.to_string(), built.id);
+    }
+
+    #[test]
+    fn a_failed_step_names_its_line_and_a_bad_dockerfile_is_a_parse_error() {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Engine::new(root.path());
+        let dir = context("FROM scratch\nCOPY missing.txt /m\n");
+        let err = engine.build(options(&dir), &Progress::none()).unwrap_err();
+        let Error::Solve(failure) = err else {
+            panic!("not a solve failure: {err:?}")
+        };
+        assert_eq!(failure.step, "[2/2] COPY missing.txt /m");
+        assert_eq!(failure.origin, Some(("Dockerfile".to_string(), 2)));
+        assert!(failure.dockerfile.starts_with(b"FROM scratch"));
+        assert_eq!(failure.exit_code, None);
+
+        let dir = context("FROM scratch\nCOPY a.txt\n");
+        let err = engine.build(options(&dir), &Progress::none()).unwrap_err();
+        assert!(matches!(err, Error::Parse(_)), "{err:?}");
+    }
 }
