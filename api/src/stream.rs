@@ -175,7 +175,8 @@ pub fn progress_bar(current: u64, total: u64) -> String {
     if total == 0 {
         return human_bytes(current);
     }
-    let done = (current.min(total) * WIDTH / total) as usize;
+    // u128: current * 50 overflows u64 for sizes above 368 PB.
+    let done = (u128::from(current.min(total)) * u128::from(WIDTH) / u128::from(total)) as usize;
     let mut bar = "=".repeat(done);
     if done < WIDTH as usize {
         bar.push('>');

@@ -41,13 +41,19 @@ async fn echo_hijack(mut call: Call) -> HandlerResult {
     })
 }
 
+async fn slow(_call: Call) -> HandlerResult {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    Ok(kiln_api::json_response(StatusCode::OK, &"done"))
+}
+
 fn router() -> Router {
     let mut router = Router::api();
     router
         .route(Method::POST, "/test/json", |c| Box::pin(echo_json(c)))
         .route(Method::POST, "/test/{id}/attach", |c| {
             Box::pin(echo_hijack(c))
-        });
+        })
+        .route(Method::GET, "/test/slow", |c| Box::pin(slow(c)));
     router
 }
 
@@ -342,5 +348,35 @@ fn docker_clis_read_version_and_info() {
     if ran == 0 {
         eprintln!("skipping: no docker CLI installed");
     }
+    assert_alive(&service.socket);
+}
+
+#[test]
+fn a_shutdown_lets_the_request_in_flight_finish() {
+    let mut service = Service::start(None);
+    let socket = service.socket.clone();
+    let in_flight = std::thread::spawn(move || get(&socket, "/test/slow"));
+    std::thread::sleep(Duration::from_millis(200));
+    service.stop().unwrap();
+    let (status, _, body) = in_flight.join().unwrap();
+    assert_eq!((status, body.trim()), (200, "\"done\""));
+    assert!(
+        UnixStream::connect(&service.socket).is_err(),
+        "still accepting"
+    );
+    assert!(!service.socket.exists());
+}
+
+#[test]
+fn many_idle_connections_do_not_block_new_ones() {
+    let service = Service::start(None);
+    // Each connection costs two descriptors here (client and server in one process).
+    let idle: Vec<UnixStream> = (0..400)
+        .map(|_| UnixStream::connect(&service.socket).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    assert_alive(&service.socket);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    drop(idle);
     assert_alive(&service.socket);
 }
