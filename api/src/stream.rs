@@ -191,22 +191,7 @@ pub fn progress_bar(current: u64, total: u64) -> String {
 
 /// Sizes as docker's `units.HumanSize` (decimal, 4 significant digits): `1.024kB`, `5MB`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let text = format!("{value:.4}");
-    let digits = text.split('.').next().map_or(0, str::len);
-    let text = format!("{value:.prec$}", prec = 4usize.saturating_sub(digits));
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    format!("{text}{}", UNITS[unit])
+    kiln_engine::events::human_size(n, 4)
 }
 
 /// The sending end of a JSON message stream. `send` is async; `send_blocking` is for a

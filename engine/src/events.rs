@@ -211,6 +211,31 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+/// A byte count as docker's go-units shows it: SI units and `significant` digits with no
+/// trailing zeros (Go's `%.Ng`). docker's tables use 3 (`4.26MB`); its JSON progress messages
+/// use 4 (`1.024kB`), so both faces format sizes here.
+pub fn human_size(bytes: u64, significant: usize) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    // Digits before the point, truncated (not rounded): 99.94 keeps one decimal at 3.
+    let integer_digits = (value.trunc() as u64).to_string().len();
+    let text = format!(
+        "{value:.prec$}",
+        prec = significant.saturating_sub(integer_digits)
+    );
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{}", UNITS[unit])
+}
+
 /// The 12 hex digits docker shows for a blob or image.
 pub fn short_digest(d: &str) -> &str {
     let hex = d.split_once(':').map_or(d, |(_, h)| h);
@@ -221,6 +246,17 @@ pub fn short_digest(d: &str) -> &str {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn sizes_have_the_significant_digits_asked_for() {
+        assert_eq!(human_size(0, 3), "0B");
+        assert_eq!(human_size(4_261_234, 3), "4.26MB");
+        assert_eq!(human_size(99_940, 3), "99.9kB");
+        assert_eq!(human_size(99_960, 3), "100kB");
+        assert_eq!(human_size(1_024, 4), "1.024kB");
+        assert_eq!(human_size(5_000_000, 4), "5MB");
+        assert_eq!(human_size(999_999_600, 4), "1000MB");
+    }
 
     #[test]
     fn short_digests_are_twelve_hex_digits() {

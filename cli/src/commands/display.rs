@@ -3,28 +3,9 @@
 
 use std::io::Write;
 
-/// Sizes as docker prints them: SI units, three significant digits ("4.26MB").
+/// Sizes as docker's tables print them: SI units, three significant digits ("4.26MB").
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    // Go's %.3g: three significant digits, no trailing zeros.
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let mut s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[i])
+    kiln_engine::events::human_size(bytes, 3)
 }
 
 /// "2 months ago", as docker's go-units HumanDuration words it.
