@@ -58,6 +58,28 @@ pub fn client(tls_verify: bool, progress: Option<ProgressFn>) -> Result<Client> 
     Ok(Client::new(config)?)
 }
 
+/// The registry client's per-blob events as engine [`Event::Layer`]s, for the blobs `shown`
+/// accepts; `None` when nobody listens, so the client skips building them.
+pub(crate) fn layer_events(
+    progress: &Progress,
+    transfer: Transfer,
+    shown: impl Fn(&str) -> bool + Send + Sync + 'static,
+) -> Option<ProgressFn> {
+    let progress = progress.clone();
+    progress.is_listening().then(|| {
+        let forward: ProgressFn = Arc::new(move |digest, event| {
+            if shown(digest.as_str()) {
+                progress.emit(Event::Layer {
+                    transfer,
+                    digest: digest.to_string(),
+                    status: LayerStatus::from(event),
+                })
+            }
+        });
+        forward
+    })
+}
+
 /// A small runtime for one registry operation.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -86,18 +108,10 @@ pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) 
         reference: reference.manifest_reference(),
         repository: reference.path().to_string(),
     });
-    let layer_events: Option<ProgressFn> = progress.is_listening().then(|| {
-        let progress = progress.clone();
-        let forward: ProgressFn = Arc::new(move |digest, event| {
-            progress.emit(Event::Layer {
-                transfer: Transfer::Pull,
-                digest: digest.to_string(),
-                status: LayerStatus::from(event),
-            })
-        });
-        forward
-    });
-    let client = client(opts.tls_verify, layer_events)?;
+    let client = client(
+        opts.tls_verify,
+        layer_events(progress, Transfer::Pull, |_| true),
+    )?;
     // Blobs written or touched while the lease is held survive a concurrent prune until the
     // name below makes them reachable.
     let _lease = store.lease(&format!("pull-{}", std::process::id()))?;

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use futures::{StreamExt, TryStreamExt};
 use kiln_cache::layer::Compression;
 use kiln_cache::Store;
-use kiln_registry::{Client, ProgressFn, Reference};
+use kiln_registry::{Client, Reference};
 
 use crate::events::{Event, LayerStatus, Progress, Transfer};
-use crate::pull::{client, parse_reference, runtime};
+use crate::pull::{client, layer_events, parse_reference, runtime};
 use crate::registry_store::{gzip_stream, to_registry_digest, RegistryStore};
 use crate::{Engine, Error, Result, ResultExt};
 
@@ -85,22 +85,14 @@ pub(crate) fn push_from(store: &Store, opts: &PushOptions, progress: &Progress) 
     // Layers the client pushes from the store (already compressed): these get the client's
     // progress events; the plain layers compressed here get events from the pusher.
     let shown: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let layer_events: Option<ProgressFn> = progress.is_listening().then(|| {
+    let client = {
         let shown = Arc::clone(&shown);
-        let progress = progress.clone();
-        let forward: ProgressFn = Arc::new(move |digest, event| {
-            if !shown.lock().expect("shown lock").contains(digest.as_str()) {
-                return;
-            }
-            progress.emit(Event::Layer {
-                transfer: Transfer::Push,
-                digest: digest.to_string(),
-                status: LayerStatus::from(event),
-            })
-        });
-        forward
-    });
-    let client = client(opts.tls_verify, layer_events)?;
+        let is_shown = move |digest: &str| shown.lock().expect("shown lock").contains(digest);
+        client(
+            opts.tls_verify,
+            layer_events(progress, Transfer::Push, is_shown),
+        )?
+    };
     let rt = runtime()?;
     let memo = GzipMemo::new(store);
     let job = PushJob {
