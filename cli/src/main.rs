@@ -64,6 +64,12 @@ enum Command {
     Import(commands::import::Args),
     /// Manage kiln's store: disk usage, pruning, consistency check.
     System(commands::system::Args),
+    /// The supervisor of one started container (run by kiln itself, never by hand).
+    #[command(name = "container-supervisor", hide = true)]
+    ContainerSupervisor {
+        /// The container's id.
+        id: String,
+    },
     /// Run a command in a new container.
     Run(Box<commands::run::Args>),
     /// List containers.
@@ -121,6 +127,9 @@ fn main() -> ExitCode {
         Command::Load(args) => commands::load::run(&globals, args),
         Command::Import(args) => commands::import::run(&globals, args),
         Command::System(args) => commands::system::run(&globals, args),
+        Command::ContainerSupervisor { id } => {
+            kiln_engine::containers::supervise(&globals.root, &id)
+        }
         Command::Run(args) => commands::run::run(&globals, *args),
         Command::Ps(args) => commands::ps::run(&globals, args),
         Command::Logs(args) => commands::logs::run(&globals, args),

@@ -40,6 +40,8 @@ pub struct Engine {
     root: PathBuf,
     /// The image store, opened on first use (commands such as `kiln login` never need it).
     store: Mutex<Option<kiln_cache::Store>>,
+    /// The kiln binary that containers' supervisors run (this process's own by default).
+    program: Option<PathBuf>,
 }
 
 impl Engine {
@@ -48,7 +50,22 @@ impl Engine {
         Engine {
             root: root.into(),
             store: Mutex::new(None),
+            program: None,
         }
+    }
+
+    /// Uses `program` (a kiln binary) to run containers' supervisors, instead of this
+    /// process's own executable (for tests whose executable is not kiln).
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Engine {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// The kiln binary that runs supervisors.
+    pub fn program(&self) -> PathBuf {
+        self.program.clone().unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+        })
     }
 
     /// The state directory.

@@ -30,8 +30,9 @@ pub trait ImageResolver {
 /// What the user gave on the command line, on top of the image.
 #[derive(Debug, Clone, Default)]
 pub struct RunOverrides {
-    /// `--entrypoint` (`Some("")` clears the image's entrypoint).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint` (`Some(empty)` clears the image's entrypoint); the CLI's one string
+    /// is a one-element list, the Engine API's `Entrypoint` a whole argv.
+    pub entrypoint: Option<Vec<String>>,
     /// The arguments after the image name.
     pub cmd: Vec<String>,
     /// `-e` and `--env-file` entries in order: `K=V`, or `K` to copy from kiln's environment.
@@ -64,8 +65,7 @@ pub fn compose(cfg: Option<&Config>, o: &RunOverrides) -> Result<Composed> {
     let empty = Config::default();
     let cfg = cfg.unwrap_or(&empty);
     let (entrypoint, image_cmd): (Vec<String>, Vec<String>) = match &o.entrypoint {
-        Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
-        Some(e) => (vec![e.clone()], Vec::new()),
+        Some(e) => (e.clone(), Vec::new()),
         None => (
             cfg.entrypoint().clone().unwrap_or_default(),
             cfg.cmd().clone().unwrap_or_default(),
@@ -164,7 +164,13 @@ mod tests {
 
     fn over(ep: Option<&str>, cmd: &[&str]) -> RunOverrides {
         RunOverrides {
-            entrypoint: ep.map(String::from),
+            entrypoint: ep.map(|e| {
+                if e.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![e.to_string()]
+                }
+            }),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }

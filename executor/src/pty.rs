@@ -95,6 +95,33 @@ mod ioctls {
 }
 use ioctls::{get_winsize, set_winsize};
 
+/// Sets the window size of pty `fd` (the Engine API's resize; bad fds just fail).
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: the ioctl reads a winsize we own.
+    unsafe {
+        let _ = set_winsize(fd, &ws);
+    }
+}
+
+/// The window size of terminal `fd` as (rows, columns), if it is one.
+pub fn size_of(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: the ioctl writes a winsize we own.
+    unsafe { get_winsize(fd, &mut ws).ok()? };
+    Some((ws.ws_row, ws.ws_col))
+}
+
 /// Copies the window size of terminal `from` to pty `to` (on start and on SIGWINCH).
 pub fn copy_winsize(from: RawFd, to: RawFd) {
     let mut ws = libc::winsize {

@@ -30,7 +30,7 @@ pub enum Rootfs {
 }
 
 /// How a cache mount is shared between concurrent users (BuildKit's `sharing=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CacheSharing {
     /// Everyone uses the same directory at once.
     Shared,
@@ -109,7 +109,7 @@ impl MountSpec {
 }
 
 /// The network the container sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum NetworkMode {
     /// A new network namespace with only the loopback interface, up.
     #[default]
@@ -122,7 +122,7 @@ pub enum NetworkMode {
 }
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     /// TCP.
     Tcp,
@@ -131,7 +131,7 @@ pub enum Protocol {
 }
 
 /// One published port: `-p [IP:]HOSTPORT:CONTAINERPORT[/PROTO]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortMapping {
     /// Host address to listen on.
     pub host_ip: std::net::IpAddr,
@@ -157,7 +157,7 @@ pub struct NetworkSpec {
 }
 
 /// cgroup limits. `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     /// Memory limit in bytes.
     pub memory: Option<u64>,

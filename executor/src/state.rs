@@ -62,6 +62,22 @@ pub struct ContainerRecord {
     pub no_new_privs: bool,
     /// The signal `kiln stop` sends.
     pub stop_signal: String,
+    /// How many times it has been started (each start's supervisor adds one before it
+    /// launches the program): waiters and attached readers tell one run from the next by it.
+    #[serde(default)]
+    pub start_count: u32,
+    /// When the last start launched the program, nanoseconds since the epoch.
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    /// When the last run ended, nanoseconds since the epoch.
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    /// Why the last start failed, when it did.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Labels (`--label`, compose's project and service), for `ps --filter label=`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The containers directory.
@@ -211,11 +227,11 @@ impl Store {
             if rec.status == Status::Exited {
                 continue;
             }
-            let alive = rec
-                .supervisor
-                .is_some_and(|p| process_alive(p, rec.supervisor_start));
-            let young = now().saturating_sub(rec.created) < 5 && rec.supervisor.is_none();
-            if alive || young {
+            // Created and never started: nothing tends it, nothing to clean.
+            let Some(supervisor) = rec.supervisor else {
+                continue;
+            };
+            if process_alive(supervisor, rec.supervisor_start) {
                 continue;
             }
             crate::cgroups::Cgroups::existing(&rec.id).remove();

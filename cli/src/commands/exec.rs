@@ -1,14 +1,11 @@
 //! `kiln exec`
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use kiln_engine::containers::{ExecOptions, ExecStdio};
+use kiln_engine::{Engine, Error};
 use kiln_executor::spec::StdioSpec;
-use kiln_executor::state::Store;
-
-use kiln_engine::containers::is_running;
 
 use crate::commands::container::{attach_pty, SignalForwarder};
 use crate::Globals;
@@ -40,36 +37,15 @@ pub struct Args {
 
 /// Runs a command in a running container.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&globals.root)?;
-    let rec = store.find(&args.container)?;
-    let Some(pid) = rec.pid.filter(|_| is_running(&rec)) else {
-        bail!("container {} is not running", args.container);
+    let engine = Engine::new(&globals.root);
+    let options = ExecOptions {
+        cmd: args.command.clone(),
+        env: args.env.clone(),
+        user: args.user.clone(),
+        workdir: args.workdir.clone(),
+        tty: args.tty,
     };
-    let mut env = rec.env.clone();
-    for e in &args.env {
-        kiln_executor::image::set_env(&mut env, e.clone());
-    }
-    let mut process = oci_spec::runtime::Process::default();
-    process.set_args(Some(args.command.clone()));
-    process.set_env(Some(env));
-    process.set_cwd(PathBuf::from(
-        args.workdir.clone().unwrap_or(rec.cwd.clone()),
-    ));
-    let mut user = oci_spec::runtime::User::default();
-    user.set_username(Some(args.user.clone().unwrap_or(rec.user.clone())));
-    process.set_user(user);
-    process.set_terminal(Some(args.tty));
-    process.set_no_new_privileges(Some(rec.no_new_privs));
-    process.set_capabilities(None);
-    process.set_rlimits(None);
-    let mut caps = caps_from(&rec.caps);
-    if caps.is_empty() && !rec.caps.is_empty() {
-        caps = kiln_executor::caps::docker_default();
-    }
-    let spec = kiln_executor::launch::ExecSpec {
-        process,
-        capabilities: caps,
-        seccomp: rec.seccomp,
+    let stdio = ExecStdio {
         stdin: if args.interactive && !args.tty {
             StdioSpec::Inherit
         } else {
@@ -79,36 +55,24 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         stderr: StdioSpec::Inherit,
     };
     let forward = SignalForwarder::install();
-    let running = match kiln_executor::launch::exec(&rec.id, pid, spec) {
+    let running = match engine.exec_in_container(&args.container, &options, stdio) {
         Ok(r) => r,
-        Err(e) => {
-            let code = match &e {
-                kiln_executor::Error::Exec { code, .. } => *code as u8,
-                _ => 125,
-            };
-            eprintln!("kiln: error: {e}");
-            return Ok(ExitCode::from(code));
+        Err(Error::Start { code, message }) => {
+            eprintln!("kiln: error: {message}");
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
+        Err(e) => return Err(e.into()),
     };
+    let master = running.pty_master.as_ref().map(|m| m.as_raw_fd());
     forward.target(
         running.pid,
-        running.pty_master.as_ref().map(|m| m.as_raw_fd()),
+        master.map(|m| {
+            Box::new(move || kiln_executor::pty::copy_winsize(0, m)) as Box<dyn Fn() + Send>
+        }),
     );
     if let Some(m) = running.pty_master.as_ref() {
         attach_pty(m, args.interactive);
     }
     let code = running.wait()?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
-}
-
-fn caps_from(names: &[String]) -> caps_set::Set {
-    names
-        .iter()
-        .filter_map(|n| kiln_executor::caps::parse_name(n).ok().flatten())
-        .collect()
-}
-
-mod caps_set {
-    /// The capability set type the executor uses.
-    pub type Set = std::collections::HashSet<caps::Capability>;
 }

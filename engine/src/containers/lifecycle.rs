@@ -1,5 +1,8 @@
 //! A container's end: stop (its stop signal, then SIGKILL), kill, wait and remove.
 
+use std::io::{Read, Seek};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kiln_executor::state::{process_alive, ContainerRecord, Status, Store};
@@ -8,6 +11,8 @@ use nix::unistd::Pid;
 
 use super::config::parse_signal;
 use super::from_executor;
+use super::supervisor::StartOutcome;
+use super::watch::DirWatch;
 use crate::{Engine, Error, Result};
 
 /// Whether the record's container still runs (its supervisor is alive and has not recorded
@@ -19,19 +24,137 @@ pub fn is_running(rec: &ContainerRecord) -> bool {
             .is_some_and(|p| process_alive(p, rec.supervisor_start))
 }
 
+/// The file in a container's directory holding its last exit code, written in place (never
+/// replaced) by the supervisor before it records the exit or removes the container. A waiter
+/// opens it before the container can go away, so it still reads the code through its open
+/// descriptor after a `--rm` removal has deleted the directory: that is how
+/// `wait?condition=removed` and `kiln run --rm` learn the exit code of a container that is gone.
+pub(crate) const EXIT_FILE: &str = "exitcode";
+
+/// Writes `code` into the exit file in place (see [`EXIT_FILE`]).
+pub(crate) fn write_exit_file(dir: &Path, code: i32) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(EXIT_FILE))
+    {
+        let text = format!("{code}\n");
+        let _ = f.set_len(0);
+        let _ = f.write_all_at(text.as_bytes(), 0);
+    }
+}
+
 /// Waits until the container has exited or is gone (or `timeout` passes); true when it has.
 pub fn wait_exited(store: &Store, id: &str, timeout: Duration) -> bool {
     let start = Instant::now();
+    let watch = DirWatch::new(&store.dir(id));
     loop {
         match store.load(id) {
             Err(_) => return true,
             Ok(r) if !is_running(&r) => return true,
             Ok(_) => {}
         }
-        if start.elapsed() >= timeout {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        watch.wait(left.min(Duration::from_millis(200)));
+    }
+}
+
+/// What a wait waits for (docker's `wait?condition=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// The container is not running: at once for one that is not (docker's default).
+    #[default]
+    NotRunning,
+    /// The end of the next run: the current one, or the next start's.
+    NextExit,
+    /// The container is removed (`--rm`, or someone's `rm`).
+    Removed,
+}
+
+/// How a waited-for run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitOutcome {
+    /// The exit code.
+    pub exit_code: i32,
+    /// Why the start failed, when it did.
+    pub error: Option<String>,
+}
+
+/// A wait that began when it was made: a client that sends `wait` before `start` (as
+/// `docker run` does) waits for the run that start begins.
+pub struct ExitWatch {
+    store: Store,
+    id: String,
+    condition: WaitCondition,
+    run: u32,
+    exit_file: Option<std::fs::File>,
+    watch: DirWatch,
+}
+
+impl ExitWatch {
+    /// Whether the condition holds now; the outcome when it does.
+    pub fn poll(&mut self) -> Option<WaitOutcome> {
+        let rec = self.store.load(&self.id).ok();
+        let done = match (&rec, self.condition) {
+            (None, _) => true,
+            (Some(_), WaitCondition::Removed) => false,
+            (Some(r), WaitCondition::NotRunning) => !is_running(r),
+            (Some(r), WaitCondition::NextExit) => {
+                r.start_count > self.run || (r.start_count == self.run && !is_running(r))
+            }
+        };
+        if !done {
+            return None;
+        }
+        Some(match rec {
+            Some(r) => WaitOutcome {
+                // A run whose supervisor died before recording the exit was killed with it
+                // (the next `cleanup_stale` records the same 137).
+                exit_code: r
+                    .exit_code
+                    .unwrap_or(if r.supervisor.is_some() { 137 } else { 0 }),
+                error: r.error,
+            },
+            None => WaitOutcome {
+                exit_code: self.removed_exit_code(),
+                error: None,
+            },
+        })
+    }
+
+    fn removed_exit_code(&mut self) -> i32 {
+        let mut text = String::new();
+        if let Some(f) = self.exit_file.as_mut() {
+            let _ = f.seek(std::io::SeekFrom::Start(0));
+            let _ = f.read_to_string(&mut text);
+        }
+        text.trim().parse().unwrap_or(0)
+    }
+
+    /// Blocks until the condition holds (or `timeout` passes: `None`).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Option<WaitOutcome> {
+        let start = Instant::now();
+        loop {
+            if let Some(out) = self.poll() {
+                return Some(out);
+            }
+            let step = Duration::from_millis(200);
+            let step = match timeout {
+                Some(t) => {
+                    let left = t.saturating_sub(start.elapsed());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    left.min(step)
+                }
+                None => step,
+            };
+            self.watch.wait(step);
+        }
     }
 }
 
@@ -77,18 +200,42 @@ impl Engine {
         Ok(())
     }
 
-    /// Waits until a container has exited (or `timeout` passes) and returns its record then;
-    /// `None` when it was removed meanwhile (`--rm`).
-    pub fn wait_container(&self, key: &str, timeout: Duration) -> Result<Option<ContainerRecord>> {
+    /// Begins a wait on a container (see [`ExitWatch`]).
+    pub fn watch_exit(&self, key: &str, condition: WaitCondition) -> Result<ExitWatch> {
         let store = self.containers()?;
         let rec = store.find(key).map_err(from_executor)?;
-        if !wait_exited(&store, &rec.id, timeout) {
-            return Err(Error::Internal(format!(
-                "container {key} still runs after {}s",
-                timeout.as_secs()
-            )));
-        }
-        Ok(store.load(&rec.id).ok())
+        let dir = store.dir(&rec.id);
+        let run = if is_running(&rec) {
+            rec.start_count
+        } else {
+            rec.start_count + 1
+        };
+        Ok(ExitWatch {
+            exit_file: std::fs::File::open(dir.join(EXIT_FILE)).ok(),
+            watch: DirWatch::new(&dir),
+            id: rec.id,
+            store,
+            condition,
+            run,
+        })
+    }
+
+    /// Waits for `condition` on a container (forever when `timeout` is `None`).
+    pub fn wait_container(
+        &self,
+        key: &str,
+        condition: WaitCondition,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome> {
+        self.watch_exit(key, condition)?
+            .wait(timeout)
+            .ok_or_else(|| Error::Internal(format!("container {key} still runs")))
+    }
+
+    /// Stops a container (see [`Engine::stop_container`]) and starts it again.
+    pub fn restart_container(&self, key: &str, timeout: Duration) -> Result<StartOutcome> {
+        self.stop_container(key, timeout)?;
+        self.start_container(key)
     }
 
     /// Removes a container: its record, upper layer and cgroups. A running container is an
@@ -150,6 +297,11 @@ mod tests {
             seccomp: true,
             no_new_privs: false,
             stop_signal: String::new(),
+            start_count: 1,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            labels: Default::default(),
         }
     }
 

@@ -1,52 +1,123 @@
-//! A detached container's output, read from its log file.
+//! A container's output, read back from its log (`logs`, `logs -f`).
 
-use std::io::{Read, Seek, Write};
-use std::time::Duration;
+use std::fs::File;
 
+use super::log::{rfc3339_nanos, Follow, LogChunk, LogReader, LogStream};
 use super::{from_executor, is_running};
 use crate::{Engine, Error, Result};
 
-/// What `logs` reads.
-#[derive(Debug, Clone, Copy, Default)]
+/// What `logs` reads (docker's flags and the API's query).
+#[derive(Debug, Clone, Copy)]
 pub struct LogsOptions {
-    /// Keep copying output as the container writes it, until it has exited.
+    /// Keep reading as the container writes, until its run ends.
     pub follow: bool,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+    /// Only records at or after this time (ns since the epoch).
+    pub since: Option<u64>,
+    /// Only records before this time (ns since the epoch).
+    pub until: Option<u64>,
+    /// Prefix each line with its RFC 3339 time, as docker's `-t`.
+    pub timestamps: bool,
+    /// Include standard output.
+    pub stdout: bool,
+    /// Include standard error.
+    pub stderr: bool,
+}
+
+impl Default for LogsOptions {
+    fn default() -> LogsOptions {
+        LogsOptions {
+            follow: false,
+            tail: None,
+            since: None,
+            until: None,
+            timestamps: false,
+            stdout: true,
+            stderr: true,
+        }
+    }
 }
 
 impl Engine {
-    /// Copies a container's output to `out`. A foreground container has no log (its output
-    /// went to the terminal): nothing is copied.
+    /// Hands a container's logged output to `sink`, record by record, in order. Returns
+    /// whether the container has a terminal (its output is then all on stdout, unframed).
     pub fn container_logs(
         &self,
         key: &str,
         options: LogsOptions,
-        out: &mut dyn Write,
-    ) -> Result<()> {
+        sink: &mut dyn FnMut(LogChunk) -> std::io::Result<()>,
+    ) -> Result<bool> {
         let store = self.containers()?;
         let rec = store.find(key).map_err(from_executor)?;
-        let path = store.dir(&rec.id).join("log");
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            return Ok(());
+        let dir = store.dir(&rec.id);
+        let tty = super::ContainerSettings::load(&dir)
+            .map(|s| s.tty)
+            .unwrap_or(false);
+        let path = dir.join("log");
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tty),
+            Err(e) => return Err(Error::io("reading", &path, e)),
         };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .map_err(|e| Error::io("reading", &path, e))?;
-        out.write_all(&buf)?;
-        if !options.follow {
-            return Ok(());
-        }
-        loop {
-            out.flush()?;
-            let alive = store.load(&rec.id).map(|r| is_running(&r)).unwrap_or(false);
-            let pos = f.stream_position()?;
-            buf.clear();
-            f.read_to_end(&mut buf)?;
-            out.write_all(&buf)?;
-            if !alive && f.stream_position()? == pos {
-                break;
+        let wanted = |c: &LogChunk| {
+            (match c.stream {
+                LogStream::Stdout => options.stdout,
+                LogStream::Stderr => options.stderr,
+            }) && options.since.is_none_or(|s| c.time >= s)
+                && options.until.is_none_or(|u| c.time < u)
+        };
+        let shape = |mut c: LogChunk| {
+            if options.timestamps {
+                let mut b = rfc3339_nanos(c.time).into_bytes();
+                b.push(b' ');
+                b.extend_from_slice(&c.bytes);
+                c.bytes = b;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            c
+        };
+        let mut send = |c: LogChunk| -> Result<()> {
+            if wanted(&c) {
+                sink(shape(c)).map_err(Error::from)?;
+            }
+            Ok(())
+        };
+        let follow = (options.follow && is_running(&rec))
+            .then(|| Follow::new(store.clone(), &rec.id, rec.start_count));
+        let mut reader = LogReader::new(file, None);
+        // What is there now, cut to the tail; then, following, what comes.
+        let mut past: Vec<LogChunk> = reader
+            .read_rest()
+            .map_err(|e| Error::io("reading", &path, e))?
+            .into_iter()
+            .filter(|c| wanted(c))
+            .collect();
+        if let Some(n) = options.tail {
+            let lines_from_end = past
+                .iter()
+                .rev()
+                .scan(0usize, |lines, c| {
+                    if c.bytes.ends_with(b"\n") {
+                        *lines += 1;
+                    }
+                    Some(*lines)
+                })
+                .take_while(|l| *l <= n)
+                .count();
+            past.drain(..past.len() - lines_from_end);
         }
-        Ok(())
+        for c in past {
+            send(c)?;
+        }
+        if let Some(follow) = follow {
+            let mut reader = reader.following(follow);
+            while let Some(c) = reader
+                .next_chunk()
+                .map_err(|e| Error::io("reading", &path, e))?
+            {
+                send(c)?;
+            }
+        }
+        Ok(tty)
     }
 }

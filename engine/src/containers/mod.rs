@@ -1,13 +1,28 @@
-//! Containers: their configuration's syntaxes, their life (stop, kill, remove, wait), their
-//! listing and their logs, as engine operations over the records under `ROOT/containers`.
+//! Containers: create, start (through a supervisor process), attach, wait, stop, kill,
+//! remove, exec, list and logs, as engine operations over the records under
+//! `ROOT/containers`, plus the docker syntaxes of their configuration.
 
+mod attach;
 pub mod config;
+mod create;
+mod exec;
 mod lifecycle;
 mod list;
+pub mod log;
 mod logs;
+mod settings;
+mod supervisor;
+mod watch;
 
-pub use lifecycle::{is_running, wait_exited};
+pub use attach::Attachment;
+pub use create::{random_name, CreateOptions, Created};
+pub use exec::{ExecOptions, ExecStdio};
+pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;
+pub use settings::{ContainerMount, ContainerSettings};
+pub use supervisor::{supervise, StartOutcome, SUPERVISOR_COMMAND};
+
+use kiln_executor::spec::{PortMapping, Protocol};
 
 use crate::Error;
 
@@ -20,4 +35,22 @@ pub(crate) fn from_executor(e: kiln_executor::Error) -> Error {
         e @ kiln_executor::Error::Invalid { .. } => Error::Invalid(e.to_string()),
         e => Error::Executor(e),
     }
+}
+
+/// `IP:HOST->CONTAINER/PROTO`, as `docker ps` shows published ports.
+pub fn port_strings(bound: &[PortMapping]) -> Vec<String> {
+    bound
+        .iter()
+        .map(|p| {
+            let proto = if p.protocol == Protocol::Udp {
+                "udp"
+            } else {
+                "tcp"
+            };
+            format!(
+                "{}:{}->{}/{proto}",
+                p.host_ip, p.host_port, p.container_port
+            )
+        })
+        .collect()
 }
