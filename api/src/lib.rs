@@ -17,12 +17,16 @@
 //! - [`stream`]: docker's JSON-lines message streams and stdcopy frames.
 //! - [`error`]: docker-shaped error responses and the engine's error kinds as statuses.
 //! - [`system`]: `/_ping`, `/version`, `/info`.
+//! - [`containers`]: create, start, attach, wait, stop, kill, remove, list, inspect, logs.
+//! - [`exec`]: exec instances: create, start (hijacked), inspect, resize.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
 pub mod body;
+pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod query;
 pub mod router;
 pub mod server;

@@ -170,6 +170,8 @@ impl Router {
     pub fn api() -> Router {
         let mut router = Router::new();
         crate::system::routes(&mut router);
+        crate::containers::routes(&mut router);
+        crate::exec::routes(&mut router);
         router
     }
 

@@ -211,6 +211,35 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+/// A duration as docker's go-units `HumanDuration` words it ("Less than a second",
+/// "About a minute", "3 hours"): `docker ps` statuses and "N ago" columns, in both faces.
+pub fn human_duration(secs: u64) -> String {
+    let hours = (secs as f64 / 3600.0 + 0.5) as u64;
+    if secs < 1 {
+        "Less than a second".to_string()
+    } else if secs == 1 {
+        "1 second".to_string()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if secs / 60 == 1 {
+        "About a minute".to_string()
+    } else if secs / 60 < 60 {
+        format!("{} minutes", secs / 60)
+    } else if hours == 1 {
+        "About an hour".to_string()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", secs / 3600 / 24 / 365)
+    }
+}
+
 /// A byte count as docker's go-units shows it: SI units and `significant` digits with no
 /// trailing zeros (Go's `%.Ng`). docker's tables use 3 (`4.26MB`); its JSON progress messages
 /// use 4 (`1.024kB`), so both faces format sizes here.

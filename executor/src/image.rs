@@ -85,15 +85,12 @@ pub fn compose(cfg: Option<&Config>, o: &RunOverrides) -> Result<Composed> {
     }
     let mut env: Vec<String> = cfg.env().clone().unwrap_or_default();
     for e in &o.env {
-        let kv = if e.contains('=') {
-            e.clone()
-        } else {
-            match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
-            }
-        };
-        set_env(&mut env, kv);
+        // `-e K` (take K from the client's environment) is resolved by the client: the
+        // engine never hands its own environment (an API service's) to a container.
+        if !e.contains('=') {
+            continue;
+        }
+        set_env(&mut env, e.clone());
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, format!("PATH={DEFAULT_PATH}"));

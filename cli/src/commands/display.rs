@@ -14,31 +14,7 @@ pub fn since(then_unix: i64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let secs = (now - then_unix).max(0);
-    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
-    let d = if secs < 1 {
-        "Less than a second".to_string()
-    } else if secs == 1 {
-        "1 second".to_string()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if secs / 60 == 1 {
-        "About a minute".to_string()
-    } else if secs / 60 < 60 {
-        format!("{} minutes", secs / 60)
-    } else if hours == 1 {
-        "About an hour".to_string()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", secs / 3600 / 24 / 365)
-    };
+    let d = kiln_engine::events::human_duration((now - then_unix).max(0) as u64);
     format!("{d} ago")
 }
 

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use kiln_engine::containers::is_running;
+use kiln_engine::containers::ContainerFilter;
 use kiln_engine::Engine;
-use kiln_executor::state::{now, Status};
+
+use crate::commands::display::since;
 
 use crate::Globals;
 
@@ -17,24 +18,35 @@ pub struct Args {
     /// Only print container ids.
     #[arg(short, long)]
     quiet: bool,
-}
-
-fn ago(t: u64) -> String {
-    let s = now().saturating_sub(t);
-    match s {
-        0..=59 => format!("{s} seconds"),
-        60..=3599 => format!("{} minutes", s / 60),
-        3600..=86399 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86400),
-    }
+    /// Filter: label=K[=V], name=, id=, status=created|running|exited, ancestor=IMAGE.
+    #[arg(short, long)]
+    filter: Vec<String>,
 }
 
 /// Lists containers.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let recs = Engine::new(&globals.root).list_containers(args.all)?;
+    let mut filter = ContainerFilter {
+        all: args.all,
+        ..ContainerFilter::default()
+    };
+    for f in &args.filter {
+        let (key, value) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))?;
+        let list = match key {
+            "label" => &mut filter.labels,
+            "name" => &mut filter.names,
+            "id" => &mut filter.ids,
+            "status" => &mut filter.statuses,
+            "ancestor" => &mut filter.ancestors,
+            other => anyhow::bail!("invalid filter '{other}'"),
+        };
+        list.push(value.to_string());
+    }
+    let summaries = Engine::new(&globals.root).container_summaries(&filter)?;
     if args.quiet {
-        for r in recs {
-            println!("{}", &r.id[..12]);
+        for c in summaries {
+            println!("{}", &c.id[..12]);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -42,20 +54,15 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         "{:<14}{:<22}{:<24}{:<16}{:<26}{:<30}NAMES",
         "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
     );
-    for r in recs {
-        let mut cmd = format!("\"{}\"", r.command.join(" "));
+    for c in summaries {
+        let mut cmd = format!("\"{}\"", c.command);
         if cmd.len() > 22 {
             cmd = format!(
                 "{}…\"",
                 &cmd[..cmd.char_indices().nth(19).map(|(i, _)| i).unwrap_or(19)]
             );
         }
-        let status = match (r.status, is_running(&r)) {
-            (Status::Exited, _) | (_, false) => format!("Exited ({})", r.exit_code.unwrap_or(0)),
-            (Status::Created, true) => "Created".to_string(),
-            (Status::Running, true) => format!("Up {}", ago(r.created)),
-        };
-        let image: String = r
+        let image: String = c
             .image
             .chars()
             .rev()
@@ -64,15 +71,23 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             .into_iter()
             .rev()
             .collect();
+        let ports: Vec<String> = c
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.kind))
+            .collect();
         println!(
             "{:<14}{:<22}{:<24}{:<16}{:<26}{:<30}{}",
-            &r.id[..12],
+            &c.id[..12],
             image,
             cmd,
-            format!("{} ago", ago(r.created)),
-            status,
-            r.ports.join(", "),
-            r.name
+            since(c.created as i64),
+            c.status,
+            ports.join(", "),
+            c.names
+                .first()
+                .map(|n| n.trim_start_matches('/'))
+                .unwrap_or("")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -289,7 +289,7 @@ pub fn foreground(
     }
     forward.target(pid, tty.then(|| Box::new(resize) as Box<dyn Fn() + Send>));
     if interactive {
-        if let Some(mut conn) = attachment.connect_stdin()? {
+        if let Some(mut conn) = attachment.stdin.connect()? {
             std::thread::spawn(move || {
                 let mut stdin = std::io::stdin().lock();
                 let mut buf = [0u8; 32 * 1024];

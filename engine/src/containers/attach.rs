@@ -20,6 +20,13 @@ pub struct Attachment {
     pub output: LogReader,
     /// Whether the container has a terminal (raw output, no stream split).
     pub tty: bool,
+    /// The way to the run's standard input.
+    pub stdin: StdinConnector,
+}
+
+/// Connects an attacher to one run's standard input.
+#[derive(Clone)]
+pub struct StdinConnector {
     /// Whether its standard input is open to attachers.
     pub open_stdin: bool,
     store: Store,
@@ -27,11 +34,11 @@ pub struct Attachment {
     run: u32,
 }
 
-impl Attachment {
+impl StdinConnector {
     /// Connects to the run's standard input, waiting for the run to start; `None` when the
     /// run ended first or its input is closed. Write the bytes, then `shutdown(Write)` at the
     /// end of input.
-    pub fn connect_stdin(&self) -> Result<Option<UnixStream>> {
+    pub fn connect(&self) -> Result<Option<UnixStream>> {
         if !self.open_stdin {
             return Ok(None);
         }
@@ -77,10 +84,12 @@ impl Engine {
         Ok(Attachment {
             output,
             tty: settings.tty,
-            open_stdin: settings.open_stdin,
-            store,
-            id: rec.id,
-            run,
+            stdin: StdinConnector {
+                open_stdin: settings.open_stdin,
+                store,
+                id: rec.id,
+                run,
+            },
         })
     }
 

@@ -238,6 +238,19 @@ impl Engine {
         self.start_container(key)
     }
 
+    /// Removes every container that is not running; returns their ids.
+    pub fn prune_containers(&self) -> Result<Vec<String>> {
+        let store = self.containers()?;
+        store.cleanup_stale();
+        let mut removed = Vec::new();
+        for rec in store.list() {
+            if !is_running(&rec) && store.remove(&rec.id).is_ok() {
+                removed.push(rec.id);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a container: its record, upper layer and cgroups. A running container is an
     /// [`Error::Conflict`] unless `force`, which kills it first and waits for its supervisor
     /// (and so its published ports) to be gone.

@@ -6,6 +6,7 @@ mod attach;
 pub mod config;
 mod create;
 mod exec;
+mod inspect;
 mod lifecycle;
 mod list;
 pub mod log;
@@ -14,9 +15,13 @@ mod settings;
 mod supervisor;
 mod watch;
 
-pub use attach::Attachment;
+pub use attach::{Attachment, StdinConnector};
 pub use create::{random_name, CreateOptions, Created};
 pub use exec::{ExecOptions, ExecStdio};
+pub use inspect::{
+    state_name, status_text, ContainerFilter, ContainerInspect, ContainerState, ContainerSummary,
+    MountPoint, PortSummary,
+};
 pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;
 pub use settings::{ContainerMount, ContainerSettings};
