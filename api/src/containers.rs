@@ -526,7 +526,7 @@ async fn inspect(call: Call) -> HandlerResult {
 }
 
 /// A `since`/`until` value: unix seconds (with a fraction) or RFC 3339.
-fn log_time(text: Option<&str>) -> Result<Option<u64>, ApiError> {
+pub(crate) fn log_time(text: Option<&str>) -> Result<Option<u64>, ApiError> {
     let Some(text) = text.filter(|t| !t.is_empty() && *t != "0") else {
         return Ok(None);
     };

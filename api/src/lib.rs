@@ -19,6 +19,7 @@
 //! - [`system`]: `/_ping`, `/version`, `/info`.
 //! - [`containers`]: create, start, attach, wait, stop, kill, remove, list, inspect, logs.
 //! - [`exec`]: exec instances: create, start (hijacked), inspect, resize.
+//! - [`events`]: `/events`, what happened to containers.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
@@ -26,6 +27,7 @@
 pub mod body;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod query;
 pub mod router;

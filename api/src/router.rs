@@ -172,6 +172,7 @@ impl Router {
         crate::system::routes(&mut router);
         crate::containers::routes(&mut router);
         crate::exec::routes(&mut router);
+        crate::events::routes(&mut router);
         router
     }
 

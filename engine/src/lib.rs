@@ -10,6 +10,7 @@
 //! The engine is not a daemon: every operation works on the store under `--root` directly,
 //! and any number of processes (CLIs and a service) may do so at once.
 
+pub mod activity;
 pub mod build;
 pub mod build_cache;
 pub mod containers;

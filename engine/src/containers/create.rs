@@ -454,6 +454,7 @@ impl Engine {
             .save(&rec)
             .map_err(from_executor)
             .context("saving the container's record")?;
+        self.record_container_event(&rec, "create", &[]);
         Ok(Created { id, name, warnings })
     }
 }

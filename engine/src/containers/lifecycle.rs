@@ -185,6 +185,7 @@ impl Engine {
                 send(rec.pid, Signal::SIGKILL);
                 wait_exited(&store, &rec.id, Duration::from_secs(10));
             }
+            self.record_container_event(&rec, "stop", &[]);
         }
         Ok(())
     }
@@ -197,6 +198,7 @@ impl Engine {
             return Err(Error::Conflict(format!("container {key} is not running")));
         }
         send(rec.pid, signal);
+        self.record_container_event(&rec, "kill", &[("signal", (signal as i32).to_string())]);
         Ok(())
     }
 
@@ -280,7 +282,9 @@ impl Engine {
                 }
             }
         }
-        store.remove(&rec.id).map_err(from_executor)
+        store.remove(&rec.id).map_err(from_executor)?;
+        self.record_container_event(&rec, "destroy", &[]);
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ pub mod log;
 mod logs;
 mod settings;
 mod supervisor;
-mod watch;
+pub(crate) mod watch;
 
 pub use attach::{Attachment, StdinConnector};
 pub use create::{random_name, CreateOptions, Created};

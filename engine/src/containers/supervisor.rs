@@ -175,6 +175,7 @@ pub fn supervise(root: &Path, id: &str) -> ! {
 
 /// One start of one container.
 struct Supervisor {
+    root: PathBuf,
     store: Store,
     dir: PathBuf,
     rec: ContainerRecord,
@@ -194,6 +195,7 @@ impl Supervisor {
         let listener = UnixListener::bind(&sock)
             .map_err(|e| Error::io("listening on", dir.join(ATTACH_SOCKET), e))?;
         Ok(Supervisor {
+            root: root.to_path_buf(),
             store,
             dir,
             rec,
@@ -358,6 +360,7 @@ impl Supervisor {
             .map(|p| super::port_strings(&p.bound))
             .unwrap_or_default();
         let _ = self.store.save(&self.rec);
+        self.event("start", &[]);
         let _ = write!(report, "ok {}", running.pid);
         // The caller reads to EOF: close our end now.
         drop(report);
@@ -432,10 +435,12 @@ impl Supervisor {
         if current.start_count != self.rec.start_count {
             return;
         }
+        self.event("die", &[("exitCode", code.to_string())]);
         if self.rec.auto_remove {
             if let Ok(trash) = self.store.discard(&self.rec.id) {
                 let _ = kiln_executor::state::remove_tree_one_fs(&trash);
             }
+            self.event("destroy", &[]);
             return;
         }
         self.rec.status = Status::Exited;
@@ -443,6 +448,15 @@ impl Supervisor {
         self.rec.pid = None;
         self.rec.finished_at = Some(now_nanos());
         let _ = self.store.save(&self.rec);
+    }
+}
+
+impl Supervisor {
+    fn event(&self, action: &str, extra: &[(&str, String)]) {
+        crate::activity::record(
+            &self.root,
+            &crate::activity::SystemEvent::container(&self.rec, action, extra),
+        );
     }
 }
 
