@@ -212,7 +212,7 @@ impl CreateBody {
         let cpu_millis = if h.nano_cpus > 0 {
             Some((h.nano_cpus / 1_000_000) as u64)
         } else if h.cpu_quota > 0 && h.cpu_period > 0 {
-            Some((h.cpu_quota * 1000 / h.cpu_period) as u64)
+            Some((h.cpu_quota.saturating_mul(1000) / h.cpu_period) as u64)
         } else {
             None
         };
@@ -264,6 +264,13 @@ impl CreateBody {
     }
 }
 
+/// Decodes a create body (docker's container config with its host config) into the
+/// engine's options. Public for the fuzz target.
+pub fn decode_create(bytes: &[u8], name: Option<String>) -> Result<CreateOptions, ApiError> {
+    let body: CreateBody = crate::body::decode_json(bytes)?;
+    body.into_options(name)
+}
+
 /// `POST /containers/create?name=`: 201 `{"Id","Warnings"}`; a missing image is docker's 404
 /// `No such image: X` (the CLI then pulls and retries).
 async fn create(call: Call) -> HandlerResult {
@@ -272,8 +279,8 @@ async fn create(call: Call) -> HandlerResult {
         .get("name")
         .filter(|n| !n.is_empty())
         .map(String::from);
-    let body: CreateBody = crate::body::json(call.body).await?;
-    let options = body.into_options(name)?;
+    let bytes = crate::body::collect(call.body, crate::body::JSON_LIMIT).await?;
+    let options = decode_create(&bytes, name)?;
     let engine = call.engine.clone();
     let created = blocking(move || Ok(engine.create_container(&options)?)).await?;
     Ok(json_response(
@@ -434,11 +441,10 @@ async fn kill(call: Call) -> HandlerResult {
     Ok(no_content())
 }
 
-fn stop_timeout(call: &Call) -> Result<Duration, ApiError> {
+/// `t` (or 1.42's `timeout`); absent: the container's own stop timeout.
+fn stop_timeout(call: &Call) -> Result<Option<Duration>, ApiError> {
     let t = call.query.int("t")?.or(call.query.int("timeout")?);
-    Ok(Duration::from_secs(
-        t.and_then(|t| u64::try_from(t).ok()).unwrap_or(10),
-    ))
+    Ok(t.map(|t| Duration::from_secs(u64::try_from(t).unwrap_or(0))))
 }
 
 /// `POST /containers/{id}/stop?t=`: 204; 304 when it was not running.

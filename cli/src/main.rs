@@ -70,6 +70,16 @@ enum Command {
         /// The container's id.
         id: String,
     },
+    /// Create a container without starting it (the flags of `run`).
+    Create(Box<commands::run::Args>),
+    /// Start created or stopped containers.
+    Start(commands::start::StartArgs),
+    /// Stop and start containers again.
+    Restart(commands::start::RestartArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(commands::start::WaitArgs),
+    /// Attach this terminal to a running container.
+    Attach(commands::start::AttachArgs),
     /// Run a command in a new container.
     Run(Box<commands::run::Args>),
     /// List containers.
@@ -130,6 +140,11 @@ fn main() -> ExitCode {
         Command::ContainerSupervisor { id } => {
             kiln_engine::containers::supervise(&globals.root, &id)
         }
+        Command::Create(args) => commands::start::create(&globals, *args),
+        Command::Start(args) => commands::start::start(&globals, args),
+        Command::Restart(args) => commands::start::restart(&globals, args),
+        Command::Wait(args) => commands::start::wait(&globals, args),
+        Command::Attach(args) => commands::start::attach(&globals, args),
         Command::Run(args) => commands::run::run(&globals, *args),
         Command::Ps(args) => commands::ps::run(&globals, args),
         Command::Logs(args) => commands::logs::run(&globals, args),

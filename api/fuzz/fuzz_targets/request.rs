@@ -1,6 +1,7 @@
 //! Request decoding never panics: the version prefix, routing, the query string (booleans,
 //! integers, repeated keys, JSON values, `filters`) and JSON bodies, plus the stream
-//! encoders on whatever numbers and bytes come out.
+//! encoders on whatever numbers and bytes come out; the container create body through the
+//! service's own decoder and the engine's parsers of docker's syntaxes; log records.
 //!
 //! Input layout: byte 0 picks the method, then `PATH[?QUERY] \n BODY` (lossy UTF-8 for the
 //! first line; the body stays bytes).
@@ -13,35 +14,8 @@ use kiln_api::body::{decode_json, decode_json_or_default};
 use kiln_api::query::Query;
 use kiln_api::router::{percent_decode, strip_version, Router};
 use kiln_api::stream::{encode_frames, human_bytes, progress_bar, JsonMessage, StdStream};
+use kiln_engine::containers::config;
 use libfuzzer_sys::fuzz_target;
-
-/// A sample of the container create body's shape: nested objects, maps, optional fields.
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
-#[allow(dead_code)]
-struct CreateBody {
-    image: String,
-    cmd: Option<Vec<String>>,
-    entrypoint: Option<Vec<String>>,
-    env: Vec<String>,
-    tty: bool,
-    open_stdin: bool,
-    labels: BTreeMap<String, String>,
-    exposed_ports: BTreeMap<String, serde_json::Value>,
-    host_config: HostConfig,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
-#[allow(dead_code)]
-struct HostConfig {
-    binds: Option<Vec<String>>,
-    auto_remove: bool,
-    memory: i64,
-    nano_cpus: i64,
-    network_mode: String,
-    port_bindings: BTreeMap<String, Option<Vec<BTreeMap<String, String>>>>,
-}
 
 const METHODS: [Method; 5] = [
     Method::GET,
@@ -94,10 +68,32 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = decode_json::<serde_json::Value>(body) {
         assert_eq!(e.status, 400);
     }
-    if let Err(e) = decode_json_or_default::<CreateBody>(body) {
-        assert_eq!(e.status, 400);
-        assert!(e.message.starts_with("invalid JSON"));
+    // The real create body decoder, then the engine's parsers of docker's syntaxes on what it
+    // yields (what a create runs before it touches the store).
+    match kiln_api::containers::decode_create(body, None) {
+        Ok(o) => {
+            for p in &o.publish {
+                let _ = config::parse_publish(p);
+            }
+            for u in &o.ulimits {
+                let _ = config::parse_ulimit(u);
+            }
+            for h in &o.add_hosts {
+                let _ = config::parse_add_host(h);
+            }
+            let _ = config::parse_security_opts(&o.security_opt);
+            let _ = config::parse_network(&o.network);
+        }
+        Err(e) => assert_eq!(e.status, 400),
     }
+    let _ = decode_json_or_default::<BTreeMap<String, serde_json::Value>>(body);
+    // The same syntaxes, and a log record, straight from the input.
+    let _ = config::parse_size(&line);
+    let _ = config::parse_signal(&line);
+    let _ = config::parse_publish(&line);
+    let _ = config::parse_ulimit(&line);
+    let _ = kiln_engine::containers::log::parse_record(body);
+    let _ = kiln_engine::containers::log::parse_rfc3339_nanos(&line);
 
     // The encoders on numbers and bytes from the input.
     let mut n = [0u8; 16];

@@ -24,6 +24,7 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod start;
 pub mod stop;
 pub mod system;
 pub mod tag;

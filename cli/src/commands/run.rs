@@ -141,7 +141,7 @@ fn load_image_config(path: &Path) -> anyhow::Result<oci_spec::image::Config> {
 /// The engine's create options from the flags, with what only the client has resolved
 /// here: env files, and `-e K` taken from this process's environment (docker's CLI does
 /// the same; the engine never reads its own environment for a container).
-fn create_options(args: &Args) -> anyhow::Result<CreateOptions> {
+pub(crate) fn create_options(args: &Args) -> anyhow::Result<CreateOptions> {
     let mut env = Vec::new();
     for f in &args.env_file {
         let text =
@@ -214,7 +214,7 @@ fn create_options(args: &Args) -> anyhow::Result<CreateOptions> {
 
 /// docker's exit code for a `run` that failed before the program ran: 125, or the
 /// start's 126/127.
-fn failed(e: Error) -> ExitCode {
+pub(crate) fn failed(e: Error) -> ExitCode {
     let code = match &e {
         Error::Start { code, .. } => *code,
         _ => 125,
@@ -243,21 +243,24 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => failed(e),
         });
     }
-    foreground(&engine, &created.id, args.interactive, args.tty, args.rm)
+    foreground(&engine, &created.id, args.interactive, true, args.rm)
 }
 
-/// Starts a created container attached to this terminal and waits for its end: what
-/// `run` without `-d` and `start -a` do. Returns the container's exit code.
+/// Attaches this terminal to a container and waits for the end of its run, starting it
+/// first when `start` (what `run` without `-d`, `start -a` and `attach` do). With a
+/// terminal the container's is used; `interactive` feeds it this process's input. Returns the
+/// container's exit code.
 pub fn foreground(
     engine: &Engine,
     id: &str,
     interactive: bool,
-    tty: bool,
+    start: bool,
     auto_remove: bool,
 ) -> anyhow::Result<ExitCode> {
     // Attach and begin the wait before the start: nothing the program writes is missed,
     // and the exit code of a `--rm` container is read after it is gone.
     let mut attachment = engine.attach_container(id)?;
+    let tty = attachment.tty;
     let condition = if auto_remove {
         WaitCondition::Removed
     } else {
@@ -265,10 +268,18 @@ pub fn foreground(
     };
     let mut exit = engine.watch_exit(id, condition)?;
     let forward = SignalForwarder::install();
-    let pid = match engine.start_container(id) {
-        Ok(StartOutcome::Started { pid }) => pid,
-        Ok(StartOutcome::AlreadyRunning) => 0,
-        Err(e) => return Ok(failed(e)),
+    let pid = if start {
+        match engine.start_container(id) {
+            Ok(StartOutcome::Started { pid }) => pid,
+            Ok(StartOutcome::AlreadyRunning) => engine.find_container(id)?.pid.unwrap_or(0),
+            Err(e) => return Ok(failed(e)),
+        }
+    } else {
+        let rec = engine.find_container(id)?;
+        if !kiln_engine::containers::is_running(&rec) {
+            anyhow::bail!("You cannot attach to a stopped container, start it first");
+        }
+        rec.pid.unwrap_or(0)
     };
     let raw = if tty {
         kiln_executor::pty::RawMode::enter(0)

@@ -11,9 +11,10 @@ use crate::Globals;
 /// Flags of `kiln stop`.
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait after the stop signal before killing.
-    #[arg(short, long, default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait after the stop signal before killing (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short, long)]
+    time: Option<u64>,
     /// Containers (names or ids).
     #[arg(required = true)]
     containers: Vec<String>,
@@ -36,7 +37,7 @@ pub fn stop(globals: &Globals, args: StopArgs) -> anyhow::Result<ExitCode> {
     engine.containers()?;
     let mut code = ExitCode::SUCCESS;
     for c in &args.containers {
-        match engine.stop_container(c, Duration::from_secs(args.time)) {
+        match engine.stop_container(c, args.time.map(Duration::from_secs)) {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("kiln: error: {e}");

@@ -437,7 +437,7 @@ pub struct InspectHostConfig {
     pub pids_limit: Option<u64>,
     /// `--init`.
     pub init: bool,
-    /// Where the log is: kiln's CRI-format file.
+    /// The log driver as docker names it.
     pub log_config: serde_json::Value,
 }
 
@@ -621,10 +621,17 @@ fn inspect(
             privileged: false,
             readonly_rootfs: settings.read_only,
             memory: settings.resources.memory.unwrap_or(0),
-            nano_cpus: settings.resources.cpu_millis.unwrap_or(0) * 1_000_000,
+            nano_cpus: settings
+                .resources
+                .cpu_millis
+                .unwrap_or(0)
+                .saturating_mul(1_000_000),
             pids_limit: settings.resources.pids,
             init: settings.init,
-            log_config: serde_json::json!({"Type": "cri-file", "Config": {}}),
+            // Clients read logs through the API only when the driver is one whose logs dockerd
+            // can serve (the Python SDK's `run` checks for `json-file`): kiln's can be. The
+            // file itself (LogPath) is in the CRI format (see `log`), not json-file's.
+            log_config: serde_json::json!({"Type": "json-file", "Config": {}}),
         },
         mounts: mount_points(settings),
         config: InspectConfig {

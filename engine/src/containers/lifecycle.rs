@@ -172,10 +172,18 @@ impl Engine {
     }
 
     /// Stops a container: its stop signal (the image's StopSignal, else SIGTERM), then SIGKILL
-    /// once `timeout` has passed. A container that is not running is left as it is.
-    pub fn stop_container(&self, key: &str, timeout: Duration) -> Result<()> {
+    /// once `timeout` has passed (the container's `--stop-timeout`, else docker's 10 s, when
+    /// `None`). A container that is not running is left as it is.
+    pub fn stop_container(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let store = self.containers()?;
         let rec = store.find(key).map_err(from_executor)?;
+        let timeout = timeout.unwrap_or_else(|| {
+            let secs = super::ContainerSettings::load(&store.dir(&rec.id))
+                .ok()
+                .and_then(|s| s.stop_timeout)
+                .unwrap_or(10);
+            Duration::from_secs(secs)
+        });
         if is_running(&rec) {
             send(
                 rec.pid,
@@ -235,7 +243,7 @@ impl Engine {
     }
 
     /// Stops a container (see [`Engine::stop_container`]) and starts it again.
-    pub fn restart_container(&self, key: &str, timeout: Duration) -> Result<StartOutcome> {
+    pub fn restart_container(&self, key: &str, timeout: Option<Duration>) -> Result<StartOutcome> {
         self.stop_container(key, timeout)?;
         self.start_container(key)
     }
