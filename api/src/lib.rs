@@ -17,12 +17,14 @@
 //! - [`stream`]: docker's JSON-lines message streams and stdcopy frames.
 //! - [`error`]: docker-shaped error responses and the engine's error kinds as statuses.
 //! - [`system`]: `/_ping`, `/version`, `/info`.
+//! - [`images`]: image list, inspect, history, tag, remove, save, load, prune.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
 pub mod body;
 pub mod error;
+pub mod images;
 pub mod query;
 pub mod router;
 pub mod server;

@@ -170,6 +170,7 @@ impl Router {
     pub fn api() -> Router {
         let mut router = Router::new();
         crate::system::routes(&mut router);
+        crate::images::routes(&mut router);
         router
     }
 

@@ -57,9 +57,7 @@ fn a_filter_keeps_only_the_names_asked_for() {
     let only = |r: &str| {
         engine
             .list_images(
-                &ImageFilter {
-                    reference: Some(r.into()),
-                },
+                &ImageFilter::reference(r),
                 &Progress::none(),
             )
             .unwrap()
