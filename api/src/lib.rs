@@ -17,12 +17,15 @@
 //! - [`stream`]: docker's JSON-lines message streams and stdcopy frames.
 //! - [`error`]: docker-shaped error responses and the engine's error kinds as statuses.
 //! - [`system`]: `/_ping`, `/version`, `/info`.
+//! - [`build`]: `POST /build`, the classic builder's stream.
 //! - [`images`]: image list, inspect, history, tag, remove, save, load, prune.
+//! - [`volumes`]: volumes and `GET /system/df`.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
 pub mod body;
+pub mod build;
 pub mod error;
 pub mod images;
 pub mod query;
@@ -30,6 +33,7 @@ pub mod router;
 pub mod server;
 pub mod stream;
 pub mod system;
+pub mod volumes;
 
 pub use error::ApiError;
 pub use router::{Call, Router};

@@ -171,6 +171,8 @@ impl Router {
         let mut router = Router::new();
         crate::system::routes(&mut router);
         crate::images::routes(&mut router);
+        crate::build::routes(&mut router);
+        crate::volumes::routes(&mut router);
         router
     }
 
