@@ -313,10 +313,7 @@ impl LegacyLog {
             return false;
         };
         if self.announced.insert(vertex) {
-            text.push_str(&format!(
-                "Step {number}/{} : {instruction}\n",
-                self.total
-            ));
+            text.push_str(&format!("Step {number}/{} : {instruction}\n", self.total));
         }
         true
     }
@@ -383,14 +380,21 @@ mod tests {
         let refused = |q: &str| BuildRequest::from_query(&Query::parse(q)).unwrap_err();
         assert_eq!(refused("version=2&remote=client-session").status, 400);
         let e = refused("remote=https%3A%2F%2Fexample.com%2Fctx.tar.gz");
-        assert!(e.message.contains("git repository URLs only"), "{}", e.message);
+        assert!(
+            e.message.contains("git repository URLs only"),
+            "{}",
+            e.message
+        );
         assert_eq!(refused("extrahosts=h%3A1.2.3.4").status, 400);
         assert_eq!(refused("buildargs=%7B").status, 400);
         let git = BuildRequest::from_query(&Query::parse(
             "remote=https%3A%2F%2Fexample.com%2Fr.git%23main",
         ))
         .unwrap();
-        assert_eq!(git.remote.as_deref(), Some("https://example.com/r.git#main"));
+        assert_eq!(
+            git.remote.as_deref(),
+            Some("https://example.com/r.git#main")
+        );
     }
 
     fn steps() -> Event {
@@ -486,10 +490,17 @@ mod tests {
             exit_code: Some(9),
         }))));
         assert_eq!(failed.len(), 2);
-        assert_eq!(failed[0].stream.as_deref(), Some("Step 2/3 : RUN echo hi\n"));
+        assert_eq!(
+            failed[0].stream.as_deref(),
+            Some("Step 2/3 : RUN echo hi\n")
+        );
         let detail = failed[1].error_detail.as_ref().unwrap();
         assert_eq!(detail.code, Some(9));
-        assert!(detail.message.contains("exit code: 9"), "{}", detail.message);
+        assert!(
+            detail.message.contains("exit code: 9"),
+            "{}",
+            detail.message
+        );
     }
 
     #[test]

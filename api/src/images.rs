@@ -21,11 +21,15 @@ pub fn routes(router: &mut Router) {
         .route(Method::GET, "/images/get", |c| Box::pin(save_many(c)))
         .route(Method::POST, "/images/load", |c| Box::pin(load(c)))
         .route(Method::POST, "/images/prune", |c| Box::pin(prune(c)))
-        .route(Method::GET, "/images/{name*}/json", |c| Box::pin(inspect(c)))
+        .route(Method::GET, "/images/{name*}/json", |c| {
+            Box::pin(inspect(c))
+        })
         .route(Method::GET, "/images/{name*}/history", |c| {
             Box::pin(history(c))
         })
-        .route(Method::GET, "/images/{name*}/get", |c| Box::pin(save_one(c)))
+        .route(Method::GET, "/images/{name*}/get", |c| {
+            Box::pin(save_one(c))
+        })
         .route(Method::POST, "/images/{name*}/tag", |c| Box::pin(tag(c)))
         .route(Method::DELETE, "/images/{name*}", |c| Box::pin(remove(c)));
 }
@@ -82,8 +86,12 @@ async fn list(call: Call) -> HandlerResult {
 async fn inspect(call: Call) -> HandlerResult {
     let name = call.param("name").to_string();
     let engine = call.engine.clone();
-    let inspect =
-        blocking(move || engine.inspect_image(&name).map_err(|e| image_error(&name, e))).await?;
+    let inspect = blocking(move || {
+        engine
+            .inspect_image(&name)
+            .map_err(|e| image_error(&name, e))
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, &inspect))
 }
 
@@ -122,7 +130,9 @@ async fn tag(call: Call) -> HandlerResult {
     let source = call.param("name").to_string();
     let repo = call.query.get("repo").unwrap_or("").to_string();
     if repo.is_empty() {
-        return Err(ApiError::bad_request("repository name must have at least one component"));
+        return Err(ApiError::bad_request(
+            "repository name must have at least one component",
+        ));
     }
     let target = match call.query.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{repo}:{t}"),
@@ -163,7 +173,12 @@ async fn remove(call: Call) -> HandlerResult {
 
 /// `GET /images/get?names=A&names=B`.
 async fn save_many(call: Call) -> HandlerResult {
-    let names: Vec<String> = call.query.all("names").into_iter().map(String::from).collect();
+    let names: Vec<String> = call
+        .query
+        .all("names")
+        .into_iter()
+        .map(String::from)
+        .collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("no image names given (names=)"));
     }
@@ -213,8 +228,8 @@ async fn save(engine: std::sync::Arc<Engine>, names: Vec<String>) -> HandlerResu
 async fn load(call: Call) -> HandlerResult {
     let reader = BodyReader::from_incoming(call.body);
     let engine = call.engine.clone();
-    let loaded = blocking(move || Ok(engine.load_images(ArchiveSource::Stream(Box::new(reader)))?))
-        .await?;
+    let loaded =
+        blocking(move || Ok(engine.load_images(ArchiveSource::Stream(Box::new(reader)))?)).await?;
     let mut lines = Vec::new();
     for image in loaded {
         let text = match image.name {

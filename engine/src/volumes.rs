@@ -220,7 +220,9 @@ impl Engine {
             return Ok(out);
         }
         for c in self.containers()?.list() {
-            let Some(pid) = c.pid.filter(|_| c.status == kiln_executor::state::Status::Running)
+            let Some(pid) = c
+                .pid
+                .filter(|_| c.status == kiln_executor::state::Status::Running)
             else {
                 continue;
             };
@@ -309,7 +311,9 @@ mod tests {
         assert_eq!(pruned.deleted, ["web-data"]);
         assert!(pruned.space_reclaimed >= 4096);
         assert_eq!(engine.list_volumes().unwrap().len(), 1);
-        engine.remove_volume_checked(&anonymous.name, false).unwrap();
+        engine
+            .remove_volume_checked(&anonymous.name, false)
+            .unwrap();
         assert!(engine
             .remove_volume_checked("web-data", false)
             .unwrap_err()

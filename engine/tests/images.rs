@@ -56,10 +56,7 @@ fn a_filter_keeps_only_the_names_asked_for() {
     engine.tag_image("base:1", "other:2").unwrap();
     let only = |r: &str| {
         engine
-            .list_images(
-                &ImageFilter::reference(r),
-                &Progress::none(),
-            )
+            .list_images(&ImageFilter::reference(r), &Progress::none())
             .unwrap()
             .into_iter()
             .map(|i| format!("{}:{}", i.repository, i.tag))

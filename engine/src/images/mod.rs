@@ -95,7 +95,6 @@ impl ImageListEntry {
     }
 }
 
-
 /// One entry of an image's history, newest first, as `docker history` shows it.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
