@@ -294,6 +294,11 @@ pub struct LoadedImage {
     pub id: Digest,
 }
 
+/// The 12 characters docker shows of a container ID.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
 /// The config's `created` in unix seconds; 0 when unknown.
 fn created_seconds(img: &Image) -> i64 {
     img.config
@@ -485,8 +490,35 @@ impl Engine {
     /// Removes a name (or, with `force`, an ID with all its names). An image whose last name
     /// goes is deleted, and with `prune` its blobs and snapshots no other image uses are
     /// reclaimed at once.
+    ///
+    /// Without `force`, an image a container (running or not) was made from is kept while
+    /// that container exists: removing its last name is docker's 409 `conflict: unable to
+    /// remove repository reference ...`.
     pub fn remove_image(&self, reference: &str, force: bool, prune: bool) -> Result<RemovedImage> {
         let store = self.store()?;
+        if !force {
+            let img = store.image(reference)?;
+            let by_name = normalize_name(reference)
+                .ok()
+                .filter(|n| img.names.contains(n));
+            // Untagging one of several names leaves the image, as docker allows.
+            let deletes = by_name.is_none() || img.names.len() == 1;
+            if deletes {
+                if let Some(user) = self.container_using(&img.id)? {
+                    let (container, image) = (short_id(&user), img.id.short().to_string());
+                    return Err(Error::Conflict(match by_name {
+                        Some(_) => format!(
+                            "conflict: unable to remove repository reference \"{reference}\" \
+                             (must force) - container {container} is using its referenced image {image}"
+                        ),
+                        None => format!(
+                            "conflict: unable to delete {image} (must be forced) - image is \
+                             being used by container {container}"
+                        ),
+                    }));
+                }
+            }
+        }
         let (untagged, deleted) = store.remove_image(reference, force).map_err(|e| match e {
             // Docker's 409: several names and no force.
             kiln_cache::Error::Conflict(m) => Error::Conflict(m),
@@ -496,6 +528,17 @@ impl Engine {
             kiln_cache::gc::prune(&store, kiln_cache::gc::PruneOptions::default())?;
         }
         Ok(RemovedImage { untagged, deleted })
+    }
+
+    /// The ID of a container made from the image `id`, if any.
+    fn container_using(&self, id: &Digest) -> Result<Option<String>> {
+        let store = self.store()?;
+        Ok(self
+            .containers()?
+            .list()
+            .into_iter()
+            .find(|c| store.image(&c.image).is_ok_and(|i| &i.id == id))
+            .map(|c| c.id))
     }
 
     /// Writes the images (names or IDs) to `out` as one archive and returns the writer. An
