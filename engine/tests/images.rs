@@ -163,7 +163,10 @@ fn labels_and_creation_times_filter_the_listing() {
         .list_image_entries(&ImageFilter::default(), &Progress::none())
         .unwrap();
     assert_eq!(entries.len(), 2);
-    let old = entries.iter().find(|e| e.labels.contains_key("kind")).unwrap();
+    let old = entries
+        .iter()
+        .find(|e| e.labels.contains_key("kind"))
+        .unwrap();
     assert_eq!(old.repo_tags.len(), 2);
     assert_eq!(old.created, 1_000_000_000);
     assert!(entries[0].created > entries[1].created, "newest first");

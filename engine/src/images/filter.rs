@@ -67,16 +67,7 @@ impl ImageFilter {
 
     /// `--filter key=value` as the CLI takes it (the value may hold `=`).
     pub fn parse_cli(items: &[String]) -> Result<ImageFilter> {
-        let mut pairs = Vec::new();
-        for item in items {
-            let Some(pair) = item.split_once('=') else {
-                return Err(Error::invalid(format!(
-                    "bad format of filter (expected name=value): {item}"
-                )));
-            };
-            pairs.push(pair);
-        }
-        ImageFilter::parse(pairs)
+        ImageFilter::parse(filter_flag_pairs(items)?)
     }
 
     /// Whether the name `repo:tag` passes the `reference` patterns (all names pass without).
@@ -99,6 +90,21 @@ impl ImageFilter {
             None => labels.contains_key(want.as_str()),
         })
     }
+}
+
+/// `--filter key=value` flags (any command's) as pairs; the value may hold `=`, a flag
+/// without one is docker's `bad format of filter`.
+pub fn filter_flag_pairs(items: &[String]) -> Result<Vec<(&str, &str)>> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=').ok_or_else(|| {
+                Error::invalid(format!(
+                    "bad format of filter (expected name=value): {item}"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A pattern as the store names images: docker.io's `library/` forms are the short name.
