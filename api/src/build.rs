@@ -61,10 +61,14 @@ async fn build(call: Call) -> HandlerResult {
     let (stream, response) = JsonStream::new();
     tokio::spawn(async move {
         let mut log = LegacyLog::new(quiet);
+        let mut done = false;
         while let Some(update) = received.recv().await {
             let lines = match update {
                 Update::Event(e) => log.event(&e),
-                Update::Done(result) => log.done(result),
+                Update::Done(result) => {
+                    done = true;
+                    log.done(result)
+                }
             };
             for line in lines {
                 // The client went away: the build runs on, unseen.
@@ -72,6 +76,12 @@ async fn build(call: Call) -> HandlerResult {
                     return;
                 }
             }
+        }
+        if !done {
+            // The build's thread died (a panic): say so rather than end as a success.
+            let _ = stream
+                .send(&JsonMessage::error(None, "the build stopped unexpectedly"))
+                .await;
         }
     });
     Ok(response)
@@ -201,6 +211,8 @@ pub struct LegacyLog {
     announced: HashSet<VertexId>,
     /// With `quiet`: what would have been shown, sent if the build fails (as dockerd does).
     held: String,
+    /// Each step's output bytes that end inside a UTF-8 character, kept for the next chunk.
+    partial: HashMap<VertexId, Vec<u8>>,
 }
 
 impl LegacyLog {
@@ -212,6 +224,7 @@ impl LegacyLog {
             total: 0,
             announced: HashSet::new(),
             held: String::new(),
+            partial: HashMap::new(),
         }
     }
 
@@ -242,7 +255,11 @@ impl LegacyLog {
                         text.push_str(" ---> Using cache\n");
                     }
                 }
-                StepEvent::Log { data, .. } => text.push_str(&String::from_utf8_lossy(data)),
+                StepEvent::Log { vertex, data, .. } => {
+                    let partial = self.partial.entry(*vertex).or_default();
+                    partial.extend_from_slice(data);
+                    text.push_str(&take_text(partial));
+                }
                 StepEvent::Finished { .. } | StepEvent::Failed { .. } => {}
             },
             Event::PullStarted {
@@ -328,6 +345,21 @@ impl LegacyLog {
         }
         vec![JsonMessage::stream(text)]
     }
+}
+
+/// The text in `bytes`, leaving there a UTF-8 character the chunk cut in two (invalid bytes
+/// become U+FFFD).
+fn take_text(bytes: &mut Vec<u8>) -> String {
+    let keep = match std::str::from_utf8(bytes) {
+        Ok(_) => 0,
+        // error_len None: the bytes end inside a character that may still be completed.
+        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
+        Err(_) => 0,
+    };
+    let rest = bytes.split_off(bytes.len() - keep);
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    *bytes = rest;
+    text
 }
 
 /// A step's instruction from its progress name: `[base 2/4] RUN make` is `RUN make`, and a
@@ -501,6 +533,16 @@ mod tests {
             "{}",
             detail.message
         );
+    }
+
+    #[test]
+    fn a_character_cut_between_chunks_is_whole_in_the_stream() {
+        let mut bytes = "é".as_bytes()[..1].to_vec();
+        assert_eq!(take_text(&mut bytes), "");
+        bytes.extend_from_slice(&"é".as_bytes()[1..]);
+        bytes.extend_from_slice(b"!\xff");
+        assert_eq!(take_text(&mut bytes), "é!\u{fffd}");
+        assert!(bytes.is_empty());
     }
 
     #[test]
