@@ -20,20 +20,26 @@
 //! - [`containers`]: create, start, attach, wait, stop, kill, remove, list, inspect, logs.
 //! - [`exec`]: exec instances: create, start (hijacked), inspect, resize.
 //! - [`events`]: `/events`, what happened to containers.
+//! - [`build`]: `POST /build`, the classic builder's stream.
+//! - [`images`]: image list, inspect, history, tag, remove, save, load, prune.
+//! - [`volumes`]: volumes and `GET /system/df`.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
 pub mod body;
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod images;
 pub mod query;
 pub mod router;
 pub mod server;
 pub mod stream;
 pub mod system;
+pub mod volumes;
 
 pub use error::ApiError;
 pub use router::{Call, Router};

@@ -136,6 +136,13 @@ impl Filters {
             .unwrap_or_default()
     }
 
+    /// Every `(key, value)` pair, keys in order (for an engine filter's `parse`).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
+    }
+
     /// Whether `key` is set.
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains_key(key)

@@ -173,6 +173,9 @@ impl Router {
         crate::containers::routes(&mut router);
         crate::exec::routes(&mut router);
         crate::events::routes(&mut router);
+        crate::images::routes(&mut router);
+        crate::build::routes(&mut router);
+        crate::volumes::routes(&mut router);
         router
     }
 

@@ -225,6 +225,126 @@ impl JsonStream {
     }
 }
 
+/// How many bytes a [`BodyWriter`] gathers into one chunk.
+const PIPE_CHUNK: usize = 256 << 10;
+/// How many chunks may wait between a [`BodyWriter`] and the socket.
+const PIPE_CHUNKS: usize = 4;
+
+/// The writing end of a streamed response body, for a blocking engine operation (`docker
+/// save`'s archive): writes go out in chunks as the client takes them, so memory stays flat.
+/// Dropping it ends the body; [`PipeSender::fail`] breaks it off instead, so the client sees
+/// a truncated transfer rather than a short archive.
+pub struct BodyWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// A second sender into a [`PipeBody`]: how the task that owns the writer reports a failure
+/// after the writer itself was consumed.
+pub struct PipeSender {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl PipeSender {
+    /// Breaks the body off with `error` (from a blocking thread).
+    pub fn fail(self, error: io::Error) {
+        let _ = self.tx.blocking_send(Err(error));
+    }
+}
+
+/// The body a [`BodyWriter`] feeds.
+pub struct PipeBody {
+    first: Option<Bytes>,
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+}
+
+/// A writer, a second sender for failures, and the body they feed.
+pub fn body_pipe() -> (BodyWriter, PipeSender, PipeBody) {
+    let (tx, rx) = mpsc::channel(PIPE_CHUNKS);
+    (
+        BodyWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(PIPE_CHUNK),
+        },
+        PipeSender { tx },
+        PipeBody { first: None, rx },
+    )
+}
+
+impl BodyWriter {
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(PIPE_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIPE_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= PIPE_CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        let _ = self.send_buffer();
+    }
+}
+
+impl PipeBody {
+    /// Waits for the first chunk: `Ok(None)` when the writer ended without writing (the
+    /// operation failed before its first byte, or wrote nothing), so a handler can still
+    /// answer with an error status.
+    pub async fn first_chunk(&mut self) -> io::Result<Option<()>> {
+        match self.rx.recv().await {
+            Some(Ok(chunk)) => {
+                self.first = Some(chunk);
+                Ok(Some(()))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// As the boxed [`Body`] of a response.
+    pub fn boxed(self) -> Body {
+        BodyExt::boxed(self)
+    }
+}
+
+impl hyper::body::Body for PipeBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
 /// Which stream a stdcopy frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -23,7 +23,7 @@ pub mod push;
 pub mod registry_store;
 mod root;
 pub mod system;
-mod volumes;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

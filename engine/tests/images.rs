@@ -56,12 +56,7 @@ fn a_filter_keeps_only_the_names_asked_for() {
     engine.tag_image("base:1", "other:2").unwrap();
     let only = |r: &str| {
         engine
-            .list_images(
-                &ImageFilter {
-                    reference: Some(r.into()),
-                },
-                &Progress::none(),
-            )
+            .list_images(&ImageFilter::reference(r), &Progress::none())
             .unwrap()
             .into_iter()
             .map(|i| format!("{}:{}", i.repository, i.tag))
@@ -124,4 +119,89 @@ fn an_unreadable_image_is_skipped_with_a_warning() {
     let warnings = warnings.lock().unwrap();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].starts_with("image base:1: "), "{warnings:?}");
+}
+
+#[test]
+fn labels_and_creation_times_filter_the_listing() {
+    let (tmp, engine) = engine_with_base();
+    // An older, labelled image: built from scratch at a fixed epoch.
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nLABEL kind=old\n").unwrap();
+    let mut opts = kiln_engine::BuildOptions::new(kiln_engine::BuildContext::Directory(ctx));
+    opts.tags = vec!["old:1".into()];
+    opts.epoch = Some(1_000_000_000);
+    engine.build(opts, &Progress::none()).unwrap();
+
+    let names = |filter: ImageFilter| -> Vec<String> {
+        let mut names: Vec<String> = engine
+            .list_images(&filter, &Progress::none())
+            .unwrap()
+            .into_iter()
+            .map(|i| format!("{}:{}", i.repository, i.tag))
+            .collect();
+        names.sort();
+        names
+    };
+    let parse = |pairs: &[(&str, &str)]| ImageFilter::parse(pairs.iter().copied()).unwrap();
+    assert_eq!(names(parse(&[("label", "kind=old")])), ["old:1"]);
+    assert_eq!(names(parse(&[("label", "kind")])), ["old:1"]);
+    assert!(names(parse(&[("label", "kind=new")])).is_empty());
+    assert_eq!(names(parse(&[("since", "old:1")])), ["base:1"]);
+    assert_eq!(names(parse(&[("before", "base:1")])), ["old:1"]);
+    assert!(names(parse(&[("dangling", "true")])).is_empty());
+    assert_eq!(names(parse(&[("dangling", "false")])), ["base:1", "old:1"]);
+    assert_eq!(names(parse(&[("reference", "ol*")])), ["old:1"]);
+    let missing = engine
+        .list_images(&parse(&[("before", "nothing:1")]), &Progress::none())
+        .unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+
+    // One entry per ID, with every name it has.
+    engine.tag_image("old:1", "old:2").unwrap();
+    let entries = engine
+        .list_image_entries(&ImageFilter::default(), &Progress::none())
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    let old = entries
+        .iter()
+        .find(|e| e.labels.contains_key("kind"))
+        .unwrap();
+    assert_eq!(old.repo_tags.len(), 2);
+    assert_eq!(old.created, 1_000_000_000);
+    assert!(entries[0].created > entries[1].created, "newest first");
+}
+
+#[test]
+fn an_image_a_container_uses_is_kept_without_force() {
+    let (_tmp, engine) = engine_with_base();
+    let record = kiln_executor::state::ContainerRecord {
+        id: "c0ffee".repeat(10) + "c0ff",
+        name: "user".into(),
+        image: "base:1".into(),
+        command: vec!["true".into()],
+        status: kiln_executor::state::Status::Exited,
+        exit_code: Some(0),
+        cwd: "/".into(),
+        seccomp: true,
+        stop_signal: "SIGTERM".into(),
+        start_count: 1,
+        ..Default::default()
+    };
+    engine.containers().unwrap().save(&record).unwrap();
+    let err = engine.remove_image("base:1", false, true).unwrap_err();
+    assert!(matches!(err, kiln_engine::Error::Conflict(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "conflict: unable to remove repository reference \"base:1\" (must force) - \
+             container c0ffeec0ffee is using its referenced image {}",
+            engine.image("base:1").unwrap().id.short()
+        )
+    );
+    // Another name can go: the image stays.
+    engine.tag_image("base:1", "other:1").unwrap();
+    assert!(engine.remove_image("other:1", false, true).is_ok());
+    let forced = engine.remove_image("base:1", true, true).unwrap();
+    assert!(forced.deleted.is_some());
 }

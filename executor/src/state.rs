@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A container's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Being set up.
+    #[default]
     Created,
     /// Its program runs.
     Running,
@@ -22,7 +23,7 @@ pub enum Status {
 }
 
 /// What kiln remembers about one container.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerRecord {
     /// Full id (64 hex digits).
     pub id: String,

@@ -1,6 +1,7 @@
 //! Named volumes: directories under `<root>/volumes/<name>/_data`, as docker
 //! keeps them, bound into containers with `-v name:/path`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct Volume {
     /// Creation time (seconds since the epoch).
     #[serde(rename = "CreatedAt")]
     pub created: u64,
+    /// Labels given at creation (records written before labels existed have none).
+    #[serde(rename = "Labels", default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`. It also
@@ -60,6 +64,12 @@ impl Volumes {
 
     /// Creates the volume (idempotent, as docker) and returns it.
     pub fn create(&self, name: &str) -> Result<Volume> {
+        self.create_with(name, &BTreeMap::new())
+    }
+
+    /// Creates the volume with `labels` (an existing volume is returned as it is, as docker
+    /// does).
+    pub fn create_with(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<Volume> {
         Self::check(name)?;
         let d = self.dir.join(name);
         let data = d.join("_data");
@@ -71,6 +81,7 @@ impl Volumes {
                 mountpoint: data.clone(),
                 driver: "local".into(),
                 created: crate::state::now(),
+                labels: labels.clone(),
             };
             let text = serde_json::to_vec(&v).map_err(|e| Error::State {
                 path: meta.clone(),

@@ -15,6 +15,10 @@ use crate::Globals;
 pub struct Args {
     /// Show only images whose name matches this repository (or repo:tag).
     reference: Option<String>,
+    /// Filter output (`reference=PATTERN`, `dangling=true|false`, `label=KEY[=VALUE]`,
+    /// `before=IMAGE`, `since=IMAGE`); may be repeated.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filters: Vec<String>,
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
@@ -82,9 +86,8 @@ pub fn run_group(g: &Globals, args: GroupArgs) -> Result<ExitCode> {
 /// Lists images as docker does.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let _ = args.all;
-    let filter = ImageFilter {
-        reference: args.reference.clone(),
-    };
+    let mut filter = ImageFilter::parse_cli(&args.filters)?;
+    filter.reference.extend(args.reference.clone());
     let images = engine(g).list_images(&filter, &warnings_only())?;
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use kiln_engine::images::filter_flag_pairs;
+use kiln_engine::volumes::{VolumeCreate, VolumeFilter};
 use kiln_engine::Engine;
 
 use crate::Globals;
@@ -19,6 +21,9 @@ enum VolumeCommand {
     Create {
         /// The volume's name.
         name: String,
+        /// Set a label on the volume (`KEY=VALUE`); may be repeated.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
     },
     /// List volumes.
     #[command(alias = "list")]
@@ -26,6 +31,10 @@ enum VolumeCommand {
         /// Only print names.
         #[arg(short, long)]
         quiet: bool,
+        /// Filter output (`name=PART`, `label=KEY[=VALUE]`, `dangling=true|false`); may be
+        /// repeated.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
     },
     /// Remove volumes.
     #[command(alias = "remove")]
@@ -33,6 +42,9 @@ enum VolumeCommand {
         /// Volume names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Remove a volume even while a running container mounts it.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Print volumes' details as JSON.
     Inspect {
@@ -46,12 +58,20 @@ enum VolumeCommand {
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
     match args.command {
-        VolumeCommand::Create { name } => println!("{}", engine.create_volume(&name)?.name),
-        VolumeCommand::Ls { quiet } => {
+        VolumeCommand::Create { name, labels } => {
+            let spec = VolumeCreate {
+                name: Some(name),
+                labels: kiln_engine::build::parse_labels(&labels),
+                ..VolumeCreate::default()
+            };
+            println!("{}", engine.create_volume_with(&spec)?.name)
+        }
+        VolumeCommand::Ls { quiet, filters } => {
+            let filter = VolumeFilter::parse(filter_flag_pairs(&filters)?)?;
             if !quiet {
                 println!("{:<10}VOLUME NAME", "DRIVER");
             }
-            for v in engine.list_volumes()? {
+            for v in engine.list_volumes_filtered(&filter)? {
                 if quiet {
                     println!("{}", v.name);
                 } else {
@@ -59,9 +79,9 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        VolumeCommand::Rm { names } => {
+        VolumeCommand::Rm { names, force } => {
             for n in names {
-                engine.remove_volume(&n)?;
+                engine.remove_volume_checked(&n, force)?;
                 println!("{n}");
             }
         }

@@ -164,7 +164,8 @@ pub fn parse_epoch(value: &str) -> Result<Option<i64>> {
 
 fn network_mode(network: &str) -> Result<kiln_solver::op::NetworkMode> {
     match network {
-        "default" => Ok(kiln_solver::op::NetworkMode::Default),
+        // docker's own name for its default network (`networkmode=bridge`).
+        "default" | "bridge" => Ok(kiln_solver::op::NetworkMode::Default),
         "none" => Ok(kiln_solver::op::NetworkMode::None),
         "host" => Ok(kiln_solver::op::NetworkMode::Host),
         other => Err(Error::invalid(format!(
@@ -174,6 +175,10 @@ fn network_mode(network: &str) -> Result<kiln_solver::op::NetworkMode> {
 }
 
 fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<BuildResult> {
+    // A bad tag is refused before any step runs, not after the whole build.
+    for tag in &opts.tags {
+        kiln_cache::image::normalize_name(tag).map_err(|e| Error::invalid(e.to_string()))?;
+    }
     let prepared = context::prepare(store, opts.context, opts.dockerfile)?;
     let context = prepared.dir.clone();
     let (name, bytes) = (
@@ -532,7 +537,8 @@ mod tests {
     #[test]
     fn unknown_networks_are_refused() {
         assert!(network_mode("host").is_ok());
-        assert!(matches!(network_mode("bridge"), Err(Error::Invalid(_))));
+        assert!(network_mode("bridge").is_ok());
+        assert!(matches!(network_mode("overlay"), Err(Error::Invalid(_))));
     }
 
     #[test]

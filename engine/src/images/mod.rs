@@ -3,6 +3,7 @@
 //! Results are typed; [`ImageInspect`] serializes to docker's `image inspect` object, which
 //! both faces print as it is (the CLI's `kiln inspect`, the API's `GET /images/{name}/json`).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,10 @@ use kiln_cache::Digest;
 use serde::Serialize;
 
 use crate::{Engine, Error, Progress, Result, ResultExt};
+
+mod filter;
+
+pub use filter::{filter_flag_pairs, glob_match, ImageFilter, IMAGE_FILTER_KEYS};
 
 /// One name of an image, as `docker images` lists it.
 #[derive(Debug, Clone)]
@@ -31,13 +36,63 @@ pub struct ImageSummary {
     pub created: i64,
     /// The layers' size in bytes, as stored.
     pub size: u64,
+    /// The config's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Which images [`Engine::list_images`] lists.
-#[derive(Debug, Clone, Default)]
-pub struct ImageFilter {
-    /// Only names whose repository is this, or that are this `repo:tag`.
-    pub reference: Option<String>,
+/// One image (all its names) as docker's `GET /images/json` lists it (moby's
+/// `image.Summary`). kiln keeps no parent images, and counts neither shared sizes nor
+/// containers: those are docker's "not computed" values.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageListEntry {
+    /// The image ID.
+    pub id: String,
+    /// Always empty.
+    pub parent_id: String,
+    /// The names listed (those the filter kept).
+    pub repo_tags: Vec<String>,
+    /// Registry digests (kiln records none yet, as in [`ImageInspect`]).
+    pub repo_digests: Vec<String>,
+    /// `created`, unix seconds.
+    pub created: i64,
+    /// The layers' size in bytes.
+    pub size: u64,
+    /// The same as `size` (docker's deprecated field).
+    pub virtual_size: u64,
+    /// -1: not computed.
+    pub shared_size: i64,
+    /// The config's labels.
+    pub labels: BTreeMap<String, String>,
+    /// -1: not computed.
+    pub containers: i64,
+}
+
+impl ImageListEntry {
+    /// The images of `names`, one entry per ID (first seen first), in their order.
+    pub fn group(names: &[ImageSummary]) -> Vec<ImageListEntry> {
+        let mut out: Vec<ImageListEntry> = Vec::new();
+        for n in names {
+            let tag = format!("{}:{}", n.repository, n.tag);
+            let id = n.id.to_string();
+            match out.iter_mut().find(|e| e.id == id) {
+                Some(e) => e.repo_tags.push(tag),
+                None => out.push(ImageListEntry {
+                    id,
+                    parent_id: String::new(),
+                    repo_tags: vec![tag],
+                    repo_digests: Vec::new(),
+                    created: n.created,
+                    size: n.size,
+                    virtual_size: n.size,
+                    shared_size: -1,
+                    labels: n.labels.clone(),
+                    containers: -1,
+                }),
+            }
+        }
+        out
+    }
 }
 
 /// One entry of an image's history, newest first, as `docker history` shows it.
@@ -67,6 +122,24 @@ pub struct RemovedImage {
     pub untagged: Vec<String>,
     /// The image ID deleted, when its last name went.
     pub deleted: Option<Digest>,
+}
+
+/// What [`Engine::prune_images`] removes.
+#[derive(Debug, Clone, Default)]
+pub struct ImagePruneOptions {
+    /// Remove every image no container uses (docker's `-a`, `dangling=false`).
+    pub all: bool,
+    /// Only images with these labels (`key` or `key=value`).
+    pub labels: Vec<String>,
+}
+
+/// What [`Engine::prune_images`] did.
+#[derive(Debug, Clone, Default)]
+pub struct ImagePruneReport {
+    /// The images removed.
+    pub deleted: Vec<RemovedImage>,
+    /// Bytes freed.
+    pub space_reclaimed: u64,
 }
 
 /// docker's `image inspect` object.
@@ -221,26 +294,59 @@ pub struct LoadedImage {
     pub id: Digest,
 }
 
+/// The 12 characters docker shows of a container ID.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// The config's `created` in unix seconds; 0 when unknown.
+fn created_seconds(img: &Image) -> i64 {
+    img.config
+        .created()
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(0)
+}
+
+/// The config's labels.
+pub fn image_labels(img: &Image) -> BTreeMap<String, String> {
+    img.config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().as_ref())
+        .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 impl Engine {
-    /// The names of images in the store, newest tag first. An image that cannot be read is
-    /// skipped with a warning.
+    /// The names of images in the store that pass `filter`, newest tag first. An image that
+    /// cannot be read is skipped with a warning; a `before`/`since` image that does not
+    /// exist is [`Error::NotFound`].
     pub fn list_images(
         &self,
         filter: &ImageFilter,
         progress: &Progress,
     ) -> Result<Vec<ImageSummary>> {
         let store = self.store()?;
+        let created_of = |reference: &Option<String>| -> Result<Option<i64>> {
+            let Some(r) = reference else { return Ok(None) };
+            let img = self.image(r)?;
+            Ok(Some(created_seconds(&img)))
+        };
+        let before = created_of(&filter.before)?;
+        let since = created_of(&filter.since)?;
         let mut recs = store.images()?;
         recs.sort_by(|a, b| b.tagged_at.cmp(&a.tagged_at).then(a.name.cmp(&b.name)));
         let mut out = Vec::new();
+        if filter.dangling == Some(true) {
+            // Every image kiln keeps has a name.
+            return Ok(out);
+        }
         for rec in recs {
-            let (repo, tag) = split_tag(&rec.name);
-            if let Some(want) = &filter.reference {
-                let want_n = normalize_name(want).unwrap_or_default();
-                if repo != want.as_str() && rec.name != want_n {
-                    continue;
-                }
+            if !filter.matches_name(&rec.name) {
+                continue;
             }
+            let (repo, tag) = split_tag(&rec.name);
             let img = match store.load_image(&rec.manifest, vec![rec.name.clone()]) {
                 Ok(i) => i,
                 Err(e) => {
@@ -248,18 +354,38 @@ impl Engine {
                     continue;
                 }
             };
-            let created_at = img.config.created().clone();
+            let labels = image_labels(&img);
+            let created = created_seconds(&img);
+            if !filter.matches_labels(&labels)
+                || before.is_some_and(|b| created >= b)
+                || since.is_some_and(|s| created <= s)
+            {
+                continue;
+            }
             out.push(ImageSummary {
                 id: img.id.clone(),
                 repository: repo.to_string(),
                 tag: tag.unwrap_or("latest").to_string(),
                 manifest_digest: rec.manifest.clone(),
-                created: created_at.as_deref().and_then(parse_rfc3339).unwrap_or(0),
-                created_at,
+                created,
+                created_at: img.config.created().clone(),
                 size: img.size()?,
+                labels,
             });
         }
         Ok(out)
+    }
+
+    /// The images that pass `filter`, one entry per image ID with all its listed names, as
+    /// docker's `GET /images/json` answers.
+    pub fn list_image_entries(
+        &self,
+        filter: &ImageFilter,
+        progress: &Progress,
+    ) -> Result<Vec<ImageListEntry>> {
+        let mut entries = ImageListEntry::group(&self.list_images(filter, progress)?);
+        entries.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(entries)
     }
 
     /// The image a name or ID refers to.
@@ -309,20 +435,110 @@ impl Engine {
 
     /// Gives the image `source` (name or ID) the name `target` (`repo[:tag]`).
     pub fn tag_image(&self, source: &str, target: &str) -> Result<()> {
-        self.store()?.tag(source, target)?;
+        let store = self.store()?;
+        // The source first: a bad target name is the caller's input, a 400.
+        store.image(source)?;
+        store.tag(source, target).map_err(|e| match e {
+            e @ kiln_cache::Error::InvalidReference(..) => Error::Invalid(e.to_string()),
+            other => other.into(),
+        })?;
         Ok(())
+    }
+
+    /// Removes images no container uses (with `all`; kiln keeps no unnamed images, so
+    /// without it only unreferenced data goes), then reclaims what they held: docker's
+    /// `image prune [-a]`.
+    pub fn prune_images(&self, opts: &ImagePruneOptions) -> Result<ImagePruneReport> {
+        let store = self.store()?;
+        let mut deleted = Vec::new();
+        if opts.all {
+            let used: std::collections::HashSet<Digest> = self
+                .containers()?
+                .list()
+                .iter()
+                .filter_map(|c| store.image(&c.image).ok().map(|i| i.id))
+                .collect();
+            let filter = ImageFilter {
+                labels: opts.labels.clone(),
+                ..ImageFilter::default()
+            };
+            let images = self.list_images(&filter, &Progress::none())?;
+            let mut ids: Vec<Digest> = images.into_iter().map(|i| i.id).collect();
+            ids.dedup();
+            for id in ids {
+                if used.contains(&id) {
+                    continue;
+                }
+                match store.remove_image(&id.to_string(), true) {
+                    Ok((untagged, gone)) => deleted.push(RemovedImage {
+                        untagged,
+                        deleted: gone,
+                    }),
+                    // Removed meanwhile by someone else: nothing to report.
+                    Err(kiln_cache::Error::ImageNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let report = kiln_cache::gc::prune(&store, kiln_cache::gc::PruneOptions::default())?;
+        Ok(ImagePruneReport {
+            deleted,
+            space_reclaimed: report.bytes,
+        })
     }
 
     /// Removes a name (or, with `force`, an ID with all its names). An image whose last name
     /// goes is deleted, and with `prune` its blobs and snapshots no other image uses are
     /// reclaimed at once.
+    ///
+    /// Without `force`, an image a container (running or not) was made from is kept while
+    /// that container exists: removing its last name is docker's 409 `conflict: unable to
+    /// remove repository reference ...`.
     pub fn remove_image(&self, reference: &str, force: bool, prune: bool) -> Result<RemovedImage> {
         let store = self.store()?;
-        let (untagged, deleted) = store.remove_image(reference, force)?;
+        if !force {
+            let img = store.image(reference)?;
+            let by_name = normalize_name(reference)
+                .ok()
+                .filter(|n| img.names.contains(n));
+            // Untagging one of several names leaves the image, as docker allows.
+            let deletes = by_name.is_none() || img.names.len() == 1;
+            if deletes {
+                if let Some(user) = self.container_using(&img.id)? {
+                    let (container, image) = (short_id(&user), img.id.short().to_string());
+                    return Err(Error::Conflict(match by_name {
+                        Some(_) => format!(
+                            "conflict: unable to remove repository reference \"{reference}\" \
+                             (must force) - container {container} is using its referenced image {image}"
+                        ),
+                        None => format!(
+                            "conflict: unable to delete {image} (must be forced) - image is \
+                             being used by container {container}"
+                        ),
+                    }));
+                }
+            }
+        }
+        let (untagged, deleted) = store.remove_image(reference, force).map_err(|e| match e {
+            // Docker's 409: several names and no force.
+            kiln_cache::Error::Conflict(m) => Error::Conflict(m),
+            other => other.into(),
+        })?;
         if deleted.is_some() && prune {
             kiln_cache::gc::prune(&store, kiln_cache::gc::PruneOptions::default())?;
         }
         Ok(RemovedImage { untagged, deleted })
+    }
+
+    /// The ID of a container made from the image `id`, if any.
+    fn container_using(&self, id: &Digest) -> Result<Option<String>> {
+        let store = self.store()?;
+        Ok(self
+            .containers()?
+            .list()
+            .into_iter()
+            .find(|c| store.image(&c.image).is_ok_and(|i| &i.id == id))
+            .map(|c| c.id))
     }
 
     /// Writes the images (names or IDs) to `out` as one archive and returns the writer. An
