@@ -92,7 +92,7 @@ async fn inspect(call: Call) -> HandlerResult {
     Ok(json_response(StatusCode::OK, &VolumeInfo::of(&volume)))
 }
 
-/// `DELETE /volumes/{name}?force=`: 204; 409 while a running container mounts it.
+/// `DELETE /volumes/{name}?force=`: 204; 409 while a container mounts it.
 async fn remove(call: Call) -> HandlerResult {
     let name = call.param("name").to_string();
     let force = call.query.bool("force");
@@ -106,7 +106,7 @@ async fn remove(call: Call) -> HandlerResult {
     status_only(StatusCode::NO_CONTENT)
 }
 
-/// `POST /volumes/prune?filters=`: the volumes no running container mounts.
+/// `POST /volumes/prune?filters=`: the volumes no container mounts.
 async fn prune(call: Call) -> HandlerResult {
     let filter = volume_filter(&call)?;
     let engine = call.engine.clone();

@@ -459,7 +459,7 @@ fn volumes_through_the_cli_and_raw_http() {
     assert!(df["Volumes"][0]["UsageData"]["Size"].is_u64());
     assert!(df["LayersSize"].as_u64().unwrap() > 0);
 
-    // prune: every volume no running container mounts.
+    // prune: every volume no container mounts.
     let (status, body) = s.request("POST", "/volumes/prune", b"");
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -30,7 +30,7 @@ pub struct VolumeFilter {
     pub names: Vec<String>,
     /// `key` or `key=value`, every one required.
     pub labels: Vec<String>,
-    /// `Some(true)`: only volumes no running container mounts; `Some(false)`: only those one
+    /// `Some(true)`: only volumes no container mounts; `Some(false)`: only those one
     /// does.
     pub dangling: Option<bool>,
 }
@@ -183,19 +183,17 @@ impl Engine {
         self.volumes()?.remove(name).map_err(from_executor)
     }
 
-    /// Deletes a volume unless a running container mounts it ([`Error::Conflict`], docker's
-    /// `volume is in use`); `force` deletes it all the same.
+    /// Deletes a volume unless a container (running or not) mounts it ([`Error::Conflict`],
+    /// docker's `volume is in use`); `force` deletes it all the same.
     pub fn remove_volume_checked(&self, name: &str, force: bool) -> Result<()> {
         self.inspect_volume(name)?;
         if !force && self.mounted_volumes()?.contains(name) {
-            return Err(Error::Conflict(format!(
-                "remove {name}: volume is in use by a running container"
-            )));
+            return Err(Error::Conflict(format!("remove {name}: volume is in use")));
         }
         self.remove_volume(name)
     }
 
-    /// Removes every volume that passes `filter` and no running container mounts.
+    /// Removes every volume that passes `filter` and no container mounts.
     pub fn prune_volumes(&self, filter: &VolumeFilter) -> Result<VolumePruneReport> {
         let mut filter = filter.clone();
         filter.dangling = Some(true);
@@ -209,35 +207,21 @@ impl Engine {
         Ok(report)
     }
 
-    /// The names of volumes a running container of this root has mounted: read from each
-    /// container's mount table (kiln's container records do not list their mounts), a
-    /// bind mount of a volume showing `.../volumes/NAME/_data` as its root.
+    /// The names of volumes a container of this root (running or not, as docker counts
+    /// them) mounts, from the containers' stored settings.
     pub fn mounted_volumes(&self) -> Result<std::collections::HashSet<String>> {
+        let store = self.containers()?;
         let mut out = std::collections::HashSet::new();
-        let volumes = self.volumes()?;
-        let names: Vec<String> = volumes.list().into_iter().map(|v| v.name).collect();
-        if names.is_empty() {
-            return Ok(out);
-        }
-        for c in self.containers()?.list() {
-            let Some(pid) = c
-                .pid
-                .filter(|_| c.status == kiln_executor::state::Status::Running)
-            else {
+        for c in store.list() {
+            let Ok(settings) = crate::containers::ContainerSettings::load(&store.dir(&c.id)) else {
                 continue;
             };
-            let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
-                continue;
-            };
-            for line in table.lines() {
-                // Field 4 is the mount's root within its file system.
-                let Some(root) = line.split(' ').nth(3) else {
-                    continue;
-                };
-                for n in &names {
-                    if root.ends_with(&format!("/volumes/{n}/_data")) {
-                        out.insert(n.clone());
-                    }
+            for m in settings.mounts {
+                if let crate::containers::ContainerMount::Bind {
+                    volume: Some(name), ..
+                } = m
+                {
+                    out.insert(name);
                 }
             }
         }

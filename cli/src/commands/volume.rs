@@ -42,7 +42,7 @@ enum VolumeCommand {
         /// Volume names.
         #[arg(required = true)]
         names: Vec<String>,
-        /// Remove a volume even while a running container mounts it.
+        /// Remove a volume even while a container mounts it.
         #[arg(short, long)]
         force: bool,
     },
