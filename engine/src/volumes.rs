@@ -7,6 +7,7 @@ use kiln_executor::volume::{Volume, Volumes};
 use serde::Serialize;
 
 use crate::containers::from_executor;
+use crate::images::dangling_value;
 use crate::{Engine, Error, Result};
 
 /// What [`Engine::create_volume_with`] makes: docker's `VolumeCreateBody`.
@@ -43,17 +44,7 @@ impl VolumeFilter {
             match key {
                 "name" => filter.names.push(value.to_string()),
                 "label" => filter.labels.push(value.to_string()),
-                "dangling" => {
-                    filter.dangling = Some(match value.to_ascii_lowercase().as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::invalid(format!(
-                                "invalid filter 'dangling={value}'"
-                            )))
-                        }
-                    })
-                }
+                "dangling" => filter.dangling = Some(dangling_value(value)?),
                 other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
             }
         }

@@ -223,6 +223,15 @@ fn port_summaries(rec: &ContainerRecord, settings: &ContainerSettings) -> Vec<Po
     Vec::new()
 }
 
+/// docker's `Mode` of a mount: `ro`, or empty for a writable one.
+fn mount_mode(readonly: bool) -> String {
+    if readonly {
+        "ro".into()
+    } else {
+        String::new()
+    }
+}
+
 fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
     settings
         .mounts
@@ -239,11 +248,7 @@ fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
                 source: source.display().to_string(),
                 destination: destination.display().to_string(),
                 driver: volume.as_ref().map(|_| "local".to_string()),
-                mode: if *readonly {
-                    "ro".into()
-                } else {
-                    String::new()
-                },
+                mode: mount_mode(*readonly),
                 rw: !readonly,
                 propagation: "rprivate".into(),
             },
@@ -268,11 +273,7 @@ fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
                 source: source.display().to_string(),
                 destination: destination.display().to_string(),
                 driver: None,
-                mode: if *readonly {
-                    "ro".into()
-                } else {
-                    String::new()
-                },
+                mode: mount_mode(*readonly),
                 rw: !readonly,
                 propagation: "rprivate".into(),
             },

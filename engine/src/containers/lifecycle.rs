@@ -31,6 +31,16 @@ pub fn is_running(rec: &ContainerRecord) -> bool {
 /// `wait?condition=removed` and `kiln run --rm` learn the exit code of a container that is gone.
 pub(crate) const EXIT_FILE: &str = "exitcode";
 
+/// Empties the exit file in place at a start (see [`EXIT_FILE`]).
+pub(crate) fn clear_exit_file(dir: &Path) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(EXIT_FILE))
+    {
+        let _ = f.set_len(0);
+    }
+}
+
 /// Writes `code` into the exit file in place (see [`EXIT_FILE`]).
 pub(crate) fn write_exit_file(dir: &Path, code: i32) {
     if let Ok(f) = std::fs::OpenOptions::new()
@@ -111,12 +121,20 @@ impl ExitWatch {
             return None;
         }
         Some(match rec {
+            Some(r) if r.status == Status::Exited => WaitOutcome {
+                exit_code: r.exit_code.unwrap_or(0),
+                error: r.error,
+            },
+            // Not running but not recorded as exited: the supervisor is between writing the
+            // exit file and the record, or died there. The exit file, emptied at each start,
+            // has the code then; empty, the supervisor died before its program ended and took
+            // it along (the next `cleanup_stale` records the same 137).
             Some(r) => WaitOutcome {
-                // A run whose supervisor died before recording the exit was killed with it
-                // (the next `cleanup_stale` records the same 137).
-                exit_code: r
-                    .exit_code
-                    .unwrap_or(if r.supervisor.is_some() { 137 } else { 0 }),
+                exit_code: self.read_exit_file().unwrap_or(if r.supervisor.is_some() {
+                    137
+                } else {
+                    0
+                }),
                 error: r.error,
             },
             None => WaitOutcome {
@@ -126,13 +144,16 @@ impl ExitWatch {
         })
     }
 
-    fn removed_exit_code(&mut self) -> i32 {
+    fn read_exit_file(&mut self) -> Option<i32> {
         let mut text = String::new();
-        if let Some(f) = self.exit_file.as_mut() {
-            let _ = f.seek(std::io::SeekFrom::Start(0));
-            let _ = f.read_to_string(&mut text);
-        }
-        text.trim().parse().unwrap_or(0)
+        let f = self.exit_file.as_mut()?;
+        f.seek(std::io::SeekFrom::Start(0)).ok()?;
+        f.read_to_string(&mut text).ok()?;
+        text.trim().parse().ok()
+    }
+
+    fn removed_exit_code(&mut self) -> i32 {
+        self.read_exit_file().unwrap_or(0)
     }
 
     /// Blocks until the condition holds (or `timeout` passes: `None`).

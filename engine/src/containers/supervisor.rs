@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use kiln_executor::spec::{ContainerSpec, MountSpec, NetworkSpec, Rootfs, StdioSpec};
 use kiln_executor::state::{ContainerRecord, Status, Store};
 
-use super::lifecycle::write_exit_file;
+use super::lifecycle::{clear_exit_file, write_exit_file};
 use super::log::{now_nanos, LogStream, LogWriter};
 use super::settings::{ContainerMount, ContainerSettings};
 use super::{from_executor, is_running};
@@ -324,6 +324,7 @@ impl Supervisor {
             spec.stderr = StdioSpec::Null;
         }
 
+        clear_exit_file(&self.dir);
         let me = std::process::id() as i32;
         self.rec.supervisor = Some(me);
         self.rec.supervisor_start = kiln_executor::state::process_start_time(me);

@@ -46,17 +46,7 @@ impl ImageFilter {
             match key {
                 "reference" => filter.reference.push(value.to_string()),
                 "label" => filter.labels.push(value.to_string()),
-                "dangling" => {
-                    filter.dangling = Some(match value.to_ascii_lowercase().as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::invalid(format!(
-                                "invalid filter 'dangling={value}'"
-                            )))
-                        }
-                    })
-                }
+                "dangling" => filter.dangling = Some(dangling_value(value)?),
                 "before" => filter.before = Some(value.to_string()),
                 "since" => filter.since = Some(value.to_string()),
                 other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
@@ -89,6 +79,16 @@ impl ImageFilter {
             Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
             None => labels.contains_key(want.as_str()),
         })
+    }
+}
+
+/// A `dangling` filter's value: docker's booleans, else `invalid filter 'dangling=value'`
+/// (dockerd's words), for images and volumes alike.
+pub fn dangling_value(value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::invalid(format!("invalid filter 'dangling={value}'"))),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{Engine, Error, Progress, Result, ResultExt};
 
 mod filter;
 
-pub use filter::{filter_flag_pairs, glob_match, ImageFilter, IMAGE_FILTER_KEYS};
+pub use filter::{dangling_value, filter_flag_pairs, glob_match, ImageFilter, IMAGE_FILTER_KEYS};
 
 /// One name of an image, as `docker images` lists it.
 #[derive(Debug, Clone)]
