@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config   # crates that build C
   busybox-static               # the offline base image for examples and tests
-  python3                      # test helpers
+  python3 python3-venv         # test helpers; a venv for the Engine API's Python clients (from PyPI)
+  docker-compose               # Engine API tests: Debian's compose 1.29 drives kiln's socket
   git                          # git build contexts (git daemon on loopback)
   skopeo umoci jq podman       # store tests: images checked by tools kiln did not write
   buildah                      # differential tests: testdata/build-diff built by kiln and by buildah

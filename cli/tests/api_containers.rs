@@ -6,89 +6,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Kiln;
-
-const DOCKER: &str = "/usr/local/bin/docker";
-
-/// The service on its own socket over a fresh root with busybox imported; stopped on drop.
-struct Service {
-    kiln: Kiln,
-    socket: PathBuf,
-    config: tempfile::TempDir,
-    child: Child,
-}
-
-impl Service {
-    fn start() -> Option<Service> {
-        if !Path::new(DOCKER).exists() {
-            eprintln!("note: {DOCKER} is not installed: the docker CLI checks are skipped");
-            return None;
-        }
-        let kiln = Kiln::new();
-        let socket = kiln.root.path().join("kiln.sock");
-        let child = kiln
-            .cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the service did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Service {
-            kiln,
-            socket,
-            config: tempfile::tempdir().unwrap(),
-            child,
-        })
-    }
-
-    fn docker(&self) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("60")
-            .arg(DOCKER)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.config.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.docker().args(args).output().unwrap()
-    }
-
-    /// One raw HTTP/1.1 request; the status line and body.
-    fn http(&self, method: &str, path: &str, body: &str) -> (String, String) {
-        let mut s = UnixStream::connect(&self.socket).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        (
-            head.lines().next().unwrap_or("").to_string(),
-            body.to_string(),
-        )
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::service::{Service, DOCKER};
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -100,7 +21,9 @@ fn err(o: &Output) -> String {
 
 #[test]
 fn docker_run_streams_exit_codes_stdin_and_removal() {
-    let Some(svc) = Service::start() else { return };
+    let Some(svc) = Service::start_for(DOCKER) else {
+        return;
+    };
     let o = svc.run(&[
         "run",
         "--rm",
@@ -153,7 +76,9 @@ fn docker_run_streams_exit_codes_stdin_and_removal() {
 
 #[test]
 fn detached_container_lifecycle_through_the_api() {
-    let Some(svc) = Service::start() else { return };
+    let Some(svc) = Service::start_for(DOCKER) else {
+        return;
+    };
     let o = svc.run(&[
         "run",
         "-d",
@@ -246,7 +171,9 @@ fn detached_container_lifecycle_through_the_api() {
 
 #[test]
 fn wait_answers_headers_first_and_the_code_at_exit() {
-    let Some(svc) = Service::start() else { return };
+    let Some(svc) = Service::start_for(DOCKER) else {
+        return;
+    };
     let (status, body) = svc.http(
         "POST",
         "/v1.41/containers/create?name=ww",

@@ -22,6 +22,8 @@ use crate::spec::{NetworkMode, NetworkSpec};
 pub const SLIRP_GUEST_IP: &str = "10.0.2.100";
 /// slirp4netns' built-in DNS forwarder.
 pub const SLIRP_DNS: &str = "10.0.2.3";
+/// slirp4netns' gateway (the host, as the container sees it).
+pub const SLIRP_GATEWAY: &str = "10.0.2.2";
 
 /// Brings `lo` up in the calling process's network namespace.
 pub fn loopback_up() -> Result<()> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use kiln_engine::containers::ContainerFilter;
 use kiln_engine::Engine;
 
-use crate::commands::display::since;
+use crate::commands::display::{print_table, since};
 
 use crate::Globals;
 
@@ -50,45 +50,41 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<14}{:<22}{:<24}{:<16}{:<26}{:<30}NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
-    );
+    let mut rows = Vec::new();
     for c in summaries {
         let mut cmd = format!("\"{}\"", c.command);
-        if cmd.len() > 22 {
-            cmd = format!(
-                "{}…\"",
-                &cmd[..cmd.char_indices().nth(19).map(|(i, _)| i).unwrap_or(19)]
-            );
+        if cmd.chars().count() > 22 {
+            cmd = format!("{}…\"", cmd.chars().take(19).collect::<String>());
         }
-        let image: String = c
-            .image
-            .chars()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
         let ports: Vec<String> = c
             .ports
             .iter()
             .map(|p| format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.kind))
             .collect();
-        println!(
-            "{:<14}{:<22}{:<24}{:<16}{:<26}{:<30}{}",
-            &c.id[..12],
-            image,
+        rows.push(vec![
+            c.id[..12].to_string(),
+            c.image.clone(),
             cmd,
             since(c.created as i64),
-            c.status,
+            c.status.clone(),
             ports.join(", "),
             c.names
                 .first()
-                .map(|n| n.trim_start_matches('/'))
-                .unwrap_or("")
-        );
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+        ]);
     }
+    print_table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }

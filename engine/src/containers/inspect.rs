@@ -281,17 +281,27 @@ fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
         .collect()
 }
 
+/// The network's name as docker shows it: the default network is `bridge` (dockerd turns
+/// `default` into it too), kiln's being slirp4netns's user-mode NAT.
 fn network_name(settings: &ContainerSettings) -> String {
     match settings.network {
         NetworkMode::None => "none".into(),
         NetworkMode::Host => "host".into(),
-        NetworkMode::Default => {
-            if settings.network_name.is_empty() {
-                "default".into()
-            } else {
-                settings.network_name.clone()
-            }
-        }
+        NetworkMode::Default => "bridge".into(),
+    }
+}
+
+/// The container's endpoint on its network: on the default one, the addresses slirp4netns
+/// gives every container (inside its own network namespace).
+fn endpoint(settings: &ContainerSettings) -> EndpointSummary {
+    match settings.network {
+        NetworkMode::Default => EndpointSummary {
+            network_id: "bridge".into(),
+            ip_address: kiln_executor::network::SLIRP_GUEST_IP.into(),
+            gateway: kiln_executor::network::SLIRP_GATEWAY.into(),
+            aliases: None,
+        },
+        _ => EndpointSummary::default(),
     }
 }
 
@@ -312,9 +322,7 @@ fn summary(rec: &ContainerRecord, settings: &ContainerSettings) -> ContainerSumm
             network_mode: network.clone(),
         },
         network_settings: SummaryNetworks {
-            networks: [(network, EndpointSummary::default())]
-                .into_iter()
-                .collect(),
+            networks: [(network, endpoint(settings))].into_iter().collect(),
         },
         mounts: mount_points(settings),
     }
@@ -669,9 +677,7 @@ fn inspect(
         network_settings: InspectNetworkSettings {
             ports,
             ip_address: String::new(),
-            networks: [(network, EndpointSummary::default())]
-                .into_iter()
-                .collect(),
+            networks: [(network, endpoint(settings))].into_iter().collect(),
         },
     }
 }
