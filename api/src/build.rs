@@ -42,7 +42,10 @@ async fn build(call: Call) -> HandlerResult {
     let quiet = request.quiet;
     let context = match &request.remote {
         Some(url) => BuildContext::Git(url.clone()),
-        None => BuildContext::Archive(Box::new(BodyReader::from_incoming(call.body))),
+        None => BuildContext::Archive {
+            stream: Box::new(BodyReader::from_incoming(call.body)),
+            from: "the request body",
+        },
     };
     let options = request.into_options(context);
     let (updates, mut received) = tokio::sync::mpsc::unbounded_channel::<Update>();

@@ -109,7 +109,10 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         if stdin_dockerfile {
             bail!("invalid argument: can't use stdin for both build context and dockerfile");
         }
-        BuildContext::Archive(Box::new(std::io::stdin()))
+        BuildContext::Archive {
+            stream: Box::new(std::io::stdin()),
+            from: "standard input",
+        }
     } else {
         BuildContext::locate(&context_arg)?
     };

@@ -115,8 +115,13 @@ pub enum BuildContext {
     /// A tar archive, plain or compressed (gzip, bzip2, xz, zstd), unpacked into a scratch
     /// directory; a stream that holds no archive is a lone Dockerfile and the context is
     /// empty (as `docker build - < Dockerfile`). The CLI passes its standard input, the API
-    /// the request body.
-    Archive(Box<dyn Read + Send>),
+    /// the request body; `from` names it in errors ("standard input", "the request body").
+    Archive {
+        /// The bytes.
+        stream: Box<dyn Read + Send>,
+        /// What they are, for messages.
+        from: &'static str,
+    },
     /// A git repository URL with docker's optional `#ref:subdir` fragment, cloned into a
     /// scratch directory.
     Git(String),
@@ -126,7 +131,7 @@ impl std::fmt::Debug for BuildContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BuildContext::Directory(d) => f.debug_tuple("Directory").field(d).finish(),
-            BuildContext::Archive(_) => f.write_str("Archive(..)"),
+            BuildContext::Archive { from, .. } => write!(f, "Archive({from})"),
             BuildContext::Git(url) => f.debug_tuple("Git").field(url).finish(),
         }
     }
@@ -195,7 +200,7 @@ pub fn prepare(
                 _scratch: None,
             })
         }
-        BuildContext::Archive(stream) => from_archive(store, stream, dockerfile),
+        BuildContext::Archive { stream, from } => from_archive(store, stream, from, dockerfile),
         BuildContext::Git(url) => {
             let Some(git) = parse_git_context(&url) else {
                 return Err(Error::invalid(format!(
@@ -214,6 +219,7 @@ pub fn prepare(
 fn from_archive(
     store: &Store,
     mut stream: Box<dyn Read + Send>,
+    from: &'static str,
     dockerfile: DockerfileSource,
 ) -> Result<Prepared> {
     // docker peeks one tar header block to tell an archive from a Dockerfile.
@@ -221,17 +227,15 @@ fn from_archive(
     (&mut stream)
         .take(512)
         .read_to_end(&mut head)
-        .context("reading the build context from standard input")?;
+        .with_context(|| format!("reading the build context from {from}"))?;
     let scratch = Scratch(store.scratch()?);
     let dir = scratch.0.join("context");
     std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     match fileop::stream_kind(&head) {
         StreamKind::Archive => {
             let input = std::io::Cursor::new(head).chain(stream);
-            fileop::unpack_stream(&dir, input, "the context on standard input").map_err(|e| {
-                Error::invalid(format!(
-                    "unpacking the build context from standard input: {e}"
-                ))
+            fileop::unpack_stream(&dir, input, &format!("the context in {from}")).map_err(|e| {
+                Error::invalid(format!("unpacking the build context from {from}: {e}"))
             })?;
             inside(scratch, dir, dockerfile, "-")
         }
@@ -240,7 +244,7 @@ fn from_archive(
             let mut bytes = head;
             stream
                 .read_to_end(&mut bytes)
-                .context("reading the Dockerfile from standard input")?;
+                .with_context(|| format!("reading the Dockerfile from {from}"))?;
             std::fs::write(dir.join("Dockerfile"), &bytes)?;
             Ok(Prepared {
                 dir,
