@@ -217,3 +217,28 @@ fn wait_answers_headers_first_and_the_code_at_exit() {
     let (_, body) = svc.http("GET", "/v1.41/containers/json?all=1", "");
     assert_eq!(body.trim(), "[]");
 }
+
+#[test]
+fn docker_build_takes_a_dockerfile_from_outside_the_context() {
+    let Some(svc) = Service::start_for(DOCKER) else {
+        return;
+    };
+    // The CLI adds such a Dockerfile to the context's tar and sends the tar unterminated.
+    let ctx = common::context(&[("f.txt", "from-ctx\n")]);
+    let df = common::context(&[(
+        "Dockerfile",
+        "FROM busybox\nCOPY f.txt /f\nCMD [\"cat\", \"/f\"]\n",
+    )]);
+    let o = svc.run(&[
+        "build",
+        "-q",
+        "-t",
+        "outside:1",
+        "-f",
+        &df.path().join("Dockerfile").display().to_string(),
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let o = svc.run(&["run", "--rm", "outside:1"]);
+    assert_eq!(out(&o), "from-ctx\n", "{o:?}");
+}

@@ -44,6 +44,7 @@ mod gomatch;
 mod owner;
 mod root;
 mod unpack;
+mod unterminated;
 
 #[cfg(test)]
 mod attack_tests;
@@ -62,6 +63,7 @@ use rustix::io::Errno;
 
 pub use chmod::{BadChmod, Chmod};
 pub use owner::Ids;
+pub use unterminated::UnterminatedTar;
 
 use crate::op::{FileAction, Owner};
 use root::{clean, file_type, gid_of, set_times_at, set_times_fd, show, uid_of, DirSpec, Root};

@@ -63,7 +63,9 @@ pub(crate) fn decoder_for<R: Read + Send + 'static>(
     } else {
         Box::new(input)
     };
-    Ok(r)
+    // A tar that stops where its last entry's data does is whole to Go's reader (and so to
+    // docker, whose CLI sends such build contexts): read it the same way.
+    Ok(Box::new(super::UnterminatedTar::new(r)))
 }
 
 /// Whether `magic`, the first bytes of a stream, start a compressed stream
