@@ -19,6 +19,8 @@ use hyper::service::service_fn;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper::{header, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::os::fd::FromRawFd;
+
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -195,7 +197,11 @@ pub async fn serve_with(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let (listener, inode) = bind(&options.socket)?;
+    // A socket systemd made and passed (socket activation) is not ours to remove at exit.
+    let (listener, inode) = match activated_listener()? {
+        Some(listener) => (listener, 0),
+        None => bind(&options.socket)?,
+    };
     let shared = Arc::new(Shared {
         engine,
         router,
@@ -355,6 +361,46 @@ where
         .extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
     Ok(response)
+}
+
+/// The listening socket systemd passed, if this process was socket-activated
+/// (`LISTEN_PID` is this process and `LISTEN_FDS` at least 1: the socket is descriptor 3, as
+/// sd_listen_fds(3) has it). Written here rather than taken from a crate: it is these few
+/// checks, and the crates that do it pull in libsystemd.
+fn activated_listener() -> io::Result<Option<UnixListener>> {
+    const FIRST_FD: i32 = 3;
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    if !ours || count == 0 {
+        return Ok(None);
+    }
+    // Not for the processes this one starts (containers' supervisors).
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a stat we own; a bad descriptor just fails.
+    let is_socket = unsafe { libc::fstat(FIRST_FD, stat.as_mut_ptr()) } == 0
+        // SAFETY: fstat succeeded, so it filled the struct.
+        && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    if !is_socket {
+        return Err(io::Error::other(
+            "LISTEN_FDS is set but descriptor 3 is not a socket (check the .socket unit)",
+        ));
+    }
+    // SAFETY: systemd handed this process descriptor 3, a listening socket, to own; nothing
+    // else in kiln uses it.
+    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(FIRST_FD) };
+    // SAFETY: setting FD_CLOEXEC on our own descriptor.
+    unsafe { libc::fcntl(FIRST_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    std_listener.set_nonblocking(true)?;
+    UnixListener::from_std(std_listener).map(Some)
 }
 
 /// Binds the socket: makes the parent directory, replaces a stale socket, refuses one a
