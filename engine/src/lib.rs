@@ -34,6 +34,8 @@ pub use login::LoginCheck;
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};
 pub use root::default_root;
+/// docker's `AuthConfig`: registry credentials handed in with one operation.
+pub use kiln_registry::auth::RegistryAuth;
 
 /// kiln's operations on one state directory (`--root`).
 pub struct Engine {

@@ -5,13 +5,13 @@
 //! name: a failed pull leaves no name and no partial blob.
 //!
 //! Credentials come from the files docker and the containers tools read
-//! (`ClientConfig::from_env`). The registry client has no way yet to take a per-request
-//! credential that never touches disk (what the API's `X-Registry-Auth` needs): that needs
-//! an in-memory `CredentialStore` in kiln-registry first.
+//! (`ClientConfig::from_env`), unless the caller hands some in (the API's `X-Registry-Auth`):
+//! those are used for that registry instead, held in memory only, and no file is read.
 
 use std::sync::Arc;
 
 use kiln_cache::Store;
+use kiln_registry::auth::{CredentialStore, RegistryAuth};
 use kiln_registry::{Client, ClientConfig, Platform, ProgressFn, Reference};
 
 use crate::events::{Event, LayerStatus, Progress, Transfer};
@@ -27,6 +27,10 @@ pub struct PullOptions {
     pub platform: Platform,
     /// Require HTTPS and verify certificates (loopback registries use plain HTTP).
     pub tls_verify: bool,
+    /// Credentials for the reference's registry, for this pull only (docker's
+    /// `X-Registry-Auth`); `None` reads docker's credential files, as the CLI does. Given
+    /// ones (even empty, meaning anonymous) are used instead of the files.
+    pub credentials: Option<RegistryAuth>,
 }
 
 /// What a pull stored.
@@ -50,12 +54,29 @@ impl Engine {
 }
 
 /// A registry client configured as docker's CLI would be (docker's config and the
-/// registries file), with `tls_verify` and `progress`.
-pub fn client(tls_verify: bool, progress: Option<ProgressFn>) -> Result<Client> {
+/// registries file), with `tls_verify` and `progress`; with `given` credentials, those
+/// instead of docker's credential files.
+pub fn client(
+    tls_verify: bool,
+    progress: Option<ProgressFn>,
+    given: Option<CredentialStore>,
+) -> Result<Client> {
     let mut config = ClientConfig::from_env().context("reading the registry configuration")?;
     config.tls_verify = tls_verify;
     config.progress = progress;
+    if let Some(given) = given {
+        config.credentials = given;
+    }
     Ok(Client::new(config)?)
+}
+
+/// The credential store for credentials handed in for `reference`'s registry.
+pub(crate) fn given_for(
+    reference: &Reference,
+    credentials: Option<&RegistryAuth>,
+) -> Option<CredentialStore> {
+    credentials
+        .map(|auth| CredentialStore::given([(reference.domain().to_string(), auth.clone())]))
 }
 
 /// The registry client's per-blob events as engine [`Event::Layer`]s, for the blobs `shown`
@@ -111,6 +132,7 @@ pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) 
     let client = client(
         opts.tls_verify,
         layer_events(progress, Transfer::Pull, |_| true),
+        given_for(&reference, opts.credentials.as_ref()),
     )?;
     // Blobs written or touched while the lease is held survive a concurrent prune until the
     // name below makes them reachable.
@@ -144,7 +166,7 @@ pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) 
     }
     progress.emit(Event::PullFinished {
         digest: pulled.manifest.digest.to_string(),
-        name: name.clone().unwrap_or_else(|| reference.to_string()),
+        name: name.clone().unwrap_or_else(|| reference.familiar()),
         up_to_date: before.as_ref() == Some(&manifest_digest),
     });
     Ok(Pulled {

@@ -156,6 +156,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         cache_to: args.cache_to.clone(),
         cache_from: args.cache_from.clone(),
         epoch,
+        // The CLI's credentials are docker's files, which the engine reads.
+        registry_auth: None,
     };
 
     let mode = if args.quiet {

@@ -31,6 +31,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         &PushOptions {
             reference: args.reference,
             tls_verify: args.tls_verify,
+            // The CLI's credentials are docker's files, which the engine reads.
+            credentials: None,
         },
         rendering.progress(),
     );
