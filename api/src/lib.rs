@@ -17,17 +17,23 @@
 //! - [`stream`]: docker's JSON-lines message streams and stdcopy frames.
 //! - [`error`]: docker-shaped error responses and the engine's error kinds as statuses.
 //! - [`system`]: `/_ping`, `/version`, `/info`.
+//! - [`auth`]: `X-Registry-Auth`/`X-Registry-Config` and `POST /auth`.
+//! - [`registry`]: pull and import (`POST /images/create`) and push.
+//! - [`transfer`]: docker's pull and push progress messages, and a transfer's stream.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod query;
+pub mod registry;
 pub mod router;
 pub mod server;
 pub mod stream;
 pub mod system;
+pub mod transfer;
 
 pub use error::ApiError;
 pub use router::{Call, Router};

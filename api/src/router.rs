@@ -170,6 +170,8 @@ impl Router {
     pub fn api() -> Router {
         let mut router = Router::new();
         crate::system::routes(&mut router);
+        crate::auth::routes(&mut router);
+        crate::registry::routes(&mut router);
         router
     }
 

@@ -30,12 +30,12 @@ use std::sync::Mutex;
 pub use build::{BuildContext, BuildOptions, BuildResult, DockerfileSource};
 pub use error::{Error, Result, ResultExt, SolveFailure};
 pub use events::{Event, LayerStatus, Progress, Transfer};
+/// docker's `AuthConfig`: registry credentials handed in with one operation.
+pub use kiln_registry::auth::RegistryAuth;
 pub use login::LoginCheck;
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};
 pub use root::default_root;
-/// docker's `AuthConfig`: registry credentials handed in with one operation.
-pub use kiln_registry::auth::RegistryAuth;
 
 /// kiln's operations on one state directory (`--root`).
 pub struct Engine {

@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use kiln_cache::Store;
 use kiln_registry::auth::{CredentialStore, RegistryAuth};
-use kiln_registry::{Client, ClientConfig, Platform, ProgressFn, Reference};
+use kiln_registry::{Client, ClientConfig, ProgressFn, Reference};
+
+/// The platform a pull picks from an index (`linux/amd64`).
+pub use kiln_registry::Platform;
 
 use crate::events::{Event, LayerStatus, Progress, Transfer};
 use crate::registry_store::{to_store_digest, RegistryStore};
@@ -75,8 +78,7 @@ pub(crate) fn given_for(
     reference: &Reference,
     credentials: Option<&RegistryAuth>,
 ) -> Option<CredentialStore> {
-    credentials
-        .map(|auth| CredentialStore::given([(reference.domain().to_string(), auth.clone())]))
+    credentials.map(|auth| CredentialStore::given([(reference.domain().to_string(), auth.clone())]))
 }
 
 /// The registry client's per-blob events as engine [`Event::Layer`]s, for the blobs `shown`
@@ -110,10 +112,40 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Parses `os/arch[/variant]` (`--platform`, the API's `platform`), with an error naming it.
+pub fn parse_platform(text: &str) -> Result<Platform> {
+    text.parse::<Platform>()
+        .map_err(|e| Error::invalid(format!("invalid platform {text:?}: {e}")))
+}
+
 /// Parses a reference as docker does, with an error naming it.
 pub fn parse_reference(input: &str) -> Result<Reference> {
     Reference::parse(input)
         .map_err(|e| Error::invalid(format!("invalid reference format {input:?}: {e}")))
+}
+
+/// docker's image name and separate tag (the API's `fromImage` and `tag`, `/images/{name}/push`
+/// and `tag`) as one reference: `tag` replaces the name's own tag; a tag that is a digest
+/// (`sha256:<hex>`) pins it instead; an empty tag leaves the name as written.
+pub fn join_reference(image: &str, tag: &str) -> Result<String> {
+    if tag.is_empty() {
+        return Ok(image.to_string());
+    }
+    let reference = Reference::parse_normalized(image)
+        .map_err(|e| Error::invalid(format!("invalid reference format {image:?}: {e}")))?;
+    let joined = if tag.contains(':') {
+        let digest = kiln_registry::Digest::parse(tag)
+            .map_err(|e| Error::invalid(format!("invalid digest {tag:?}: {e}")))?;
+        let mut pinned = reference.with_digest(digest);
+        pinned.clear_tag();
+        pinned.familiar()
+    } else {
+        let joined = reference.with_tag(tag);
+        // Check the tag's grammar here, so the error names what was asked for.
+        parse_reference(&joined.familiar())?;
+        joined.familiar()
+    };
+    Ok(joined)
 }
 
 /// Pulls `opts.reference` into `store` (the engine's pull, for callers that hold the store).
@@ -179,6 +211,33 @@ pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_tags_join_as_docker_joins_them() {
+        assert_eq!(
+            join_reference("127.0.0.1:5000/acc/x", "1").unwrap(),
+            "127.0.0.1:5000/acc/x:1"
+        );
+        assert_eq!(
+            join_reference("docker.io/library/busybox", "latest").unwrap(),
+            "busybox:latest"
+        );
+        assert_eq!(join_reference("busybox:1", "").unwrap(), "busybox:1");
+        assert_eq!(join_reference("busybox:1", "2").unwrap(), "busybox:2");
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            join_reference("busybox:1", &format!("sha256:{hex}")).unwrap(),
+            format!("busybox@sha256:{hex}")
+        );
+        for (image, tag) in [
+            ("busybox", "sha256:xyz"),
+            ("busybox", "bad tag"),
+            ("UP", "1"),
+        ] {
+            let err = join_reference(image, tag).unwrap_err();
+            assert!(matches!(err, Error::Invalid(_)), "{image} {tag}: {err:?}");
+        }
+    }
 
     #[test]
     fn bad_references_are_named_in_the_error() {

@@ -56,11 +56,21 @@ impl Engine {
     }
 
     /// Pushes every tag the store has of the repository `opts.reference` names (`docker
-    /// push --all-tags`), in name order, each as [`Engine::push`] does. A reference with a
-    /// tag or digest is [`Error::Invalid`]; a repository with no tag here is
-    /// [`Error::NotFound`].
+    /// push --all-tags`), in name order, each as [`Engine::push`] does; a reference with a
+    /// tag pushes that tag only (as dockerd reads a push's name). A digest is
+    /// [`Error::Invalid`]; a repository with no tag here is [`Error::NotFound`].
     pub fn push_all_tags(&self, opts: &PushOptions, progress: &Progress) -> Result<Vec<Pushed>> {
         let store = self.store()?;
+        let reference =
+            kiln_registry::Reference::parse_normalized(&opts.reference).map_err(|e| {
+                Error::invalid(format!(
+                    "invalid reference format {:?}: {e}",
+                    opts.reference
+                ))
+            })?;
+        if reference.tag().is_some() {
+            return Ok(vec![push_from(&store, opts, progress)?]);
+        }
         let mut pushed = Vec::new();
         for name in repository_tags(&store, &opts.reference)? {
             let one = PushOptions {

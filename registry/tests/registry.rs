@@ -6,11 +6,11 @@ mod common;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use common::{
     docker_config_with, make_image, tar_layer, test_config, AuthMode, FsStore, Registry, PASSWORD,
     USER,
 };
-use base64::Engine as _;
 use kiln_registry::auth::{CredentialStore, DockerConfig, RegistryAuth};
 use kiln_registry::{BlobEvent, Client, Digest, Error, Platform, Reference};
 use oci_spec::image::{DescriptorBuilder, ImageIndexBuilder, MediaType, PlatformBuilder};

@@ -464,9 +464,7 @@ impl CredentialStore {
     /// Only these credentials, by registry (keys as docker's `X-Registry-Config` has them:
     /// `host:port`, `https://index.docker.io/v1/`), held in memory; no file is read, and a
     /// registry not among them is reached anonymously.
-    pub fn given(
-        auths: impl IntoIterator<Item = (String, RegistryAuth)>,
-    ) -> CredentialStore {
+    pub fn given(auths: impl IntoIterator<Item = (String, RegistryAuth)>) -> CredentialStore {
         CredentialStore {
             auth_file: None,
             docker_config: None,

@@ -149,7 +149,12 @@ pub fn registry_host(server: &str) -> String {
 mod tests {
     use super::*;
 
-    const SECRETS: [&str; 4] = ["pa55-w0rd", "YWNjOmF1dGgtc2VjcmV0", "id-secret", "reg-secret"];
+    const SECRETS: [&str; 4] = [
+        "pa55-w0rd",
+        "YWNjOmF1dGgtc2VjcmV0",
+        "id-secret",
+        "reg-secret",
+    ];
 
     fn full() -> RegistryAuth {
         RegistryAuth {
@@ -170,7 +175,10 @@ mod tests {
             for secret in SECRETS {
                 assert!(!text.contains(secret), "{secret} in {text}");
             }
-            assert!(text.contains("acc") && text.contains("127.0.0.1:5000"), "{text}");
+            assert!(
+                text.contains("acc") && text.contains("127.0.0.1:5000"),
+                "{text}"
+            );
             assert!(text.contains(REDACTED), "{text}");
         }
         // Nor does the Debug of what they become, or of a store holding them.
@@ -233,7 +241,10 @@ mod tests {
             r#"{"username":"u","password":"p","serveraddress":"h:5000","auth":null}"#,
         )
         .unwrap();
-        assert_eq!((a.username.as_str(), a.serveraddress.as_str()), ("u", "h:5000"));
+        assert_eq!(
+            (a.username.as_str(), a.serveraddress.as_str()),
+            ("u", "h:5000")
+        );
         let b: RegistryAuth =
             serde_json::from_str(r#"{"Username":"u","Password":"p","IdentityToken":"t"}"#).unwrap();
         assert_eq!(b.identitytoken, "t");
