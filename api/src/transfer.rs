@@ -165,11 +165,27 @@ fn release(start: &Start, answer: Result<(), ApiError>) -> bool {
     }
 }
 
+/// What the operation's thread hands the forwarding thread.
+enum Forward {
+    /// A message to send.
+    Message(JsonMessage),
+    /// The operation returned: nothing more comes.
+    Done,
+}
+
+/// How many messages may wait for the forwarding thread before an event blocks.
+const FORWARD_BUFFER: usize = 64;
+
 /// Runs a transfer on a blocking thread, its events as docker's messages on a JSON stream,
 /// and `done`'s messages after it. The response (200 and the stream) goes out with the first
 /// message; an operation that fails before saying anything is answered with the error's
 /// status (a missing image is a 404, as dockerd answers), and one that fails later ends the
 /// stream with docker's in-stream error.
+///
+/// Events arrive on whatever thread the engine sends them from, including the worker
+/// threads of the private runtime a pull or push runs its registry client on, where
+/// [`JsonStream::send_blocking`] must not be called; so they go through a plain channel to
+/// a thread of their own that writes the stream, in order.
 pub async fn stream_transfer<T, W, D>(work: W, done: D) -> HandlerResult
 where
     T: Send + 'static,
@@ -182,23 +198,49 @@ where
     let thread_start = Arc::clone(&start);
     let task = tokio::task::spawn_blocking(move || {
         let start = thread_start;
+        let (forward, forwarded) = std::sync::mpsc::sync_channel::<Forward>(FORWARD_BUFFER);
+        let writer = {
+            let (stream, start) = (stream.clone(), Arc::clone(&start));
+            std::thread::Builder::new()
+                .name("kiln-api-transfer".into())
+                .spawn(move || {
+                    while let Ok(Forward::Message(message)) = forwarded.recv() {
+                        say(&stream, &start, &message);
+                    }
+                })
+        };
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                release(
+                    &start,
+                    Err(ApiError::internal(format!("starting a thread: {e}"))),
+                );
+                return;
+            }
+        };
         let shaper = Mutex::new(TransferMessages::new());
         let progress = {
-            let (stream, start) = (stream.clone(), Arc::clone(&start));
+            let forward = forward.clone();
             Progress::new(move |event| {
                 let messages = match shaper.lock() {
                     Ok(mut shaper) => shaper.messages(&event),
                     Err(_) => return,
                 };
-                for message in &messages {
-                    say(&stream, &start, message);
+                for message in messages {
+                    // The writer only stops once `Done` is sent, after the operation.
+                    let _ = forward.send(Forward::Message(message));
                 }
             })
         };
-        match work(&progress) {
-            Ok(value) => {
-                for message in done(value) {
-                    say(&stream, &start, &message);
+        let result = work(&progress).map(done);
+        let _ = forward.send(Forward::Done);
+        // Every message of the operation is on the stream before its end.
+        let _ = writer.join();
+        match result {
+            Ok(messages) => {
+                for message in &messages {
+                    say(&stream, &start, message);
                 }
                 release(&start, Ok(()));
             }

@@ -152,10 +152,14 @@ pub fn join_reference(image: &str, tag: &str) -> Result<String> {
 pub(crate) fn pull_into(store: &Store, opts: &PullOptions, progress: &Progress) -> Result<Pulled> {
     let reference = parse_reference(&opts.reference)?;
     let name = reference.tag().map(|t| reference.with_tag(t).familiar());
-    let before = name
-        .as_deref()
-        .and_then(|n| store.image(n).ok())
-        .map(|i| i.manifest_digest);
+    // What the store had under that name (or, for a digest, at all): "up to date" after.
+    let before = match (&name, reference.digest()) {
+        (Some(n), _) => store.image(n).ok().map(|i| i.manifest_digest),
+        (None, Some(d)) => to_store_digest(d)
+            .ok()
+            .filter(|d| store.content().contains(d)),
+        (None, None) => None,
+    };
 
     progress.emit(Event::PullStarted {
         reference: reference.manifest_reference(),
