@@ -165,14 +165,6 @@ fn release(start: &Start, answer: Result<(), ApiError>) -> bool {
     }
 }
 
-/// What the operation's thread hands the forwarding thread.
-enum Forward {
-    /// A message to send.
-    Message(JsonMessage),
-    /// The operation returned: nothing more comes.
-    Done,
-}
-
 /// How many messages may wait for the forwarding thread before an event blocks.
 const FORWARD_BUFFER: usize = 64;
 
@@ -198,13 +190,15 @@ where
     let thread_start = Arc::clone(&start);
     let task = tokio::task::spawn_blocking(move || {
         let start = thread_start;
-        let (forward, forwarded) = std::sync::mpsc::sync_channel::<Forward>(FORWARD_BUFFER);
+        // A message to send, or `None` once the operation returned.
+        let (forward, forwarded) =
+            std::sync::mpsc::sync_channel::<Option<JsonMessage>>(FORWARD_BUFFER);
         let writer = {
             let (stream, start) = (stream.clone(), Arc::clone(&start));
             std::thread::Builder::new()
                 .name("kiln-api-transfer".into())
                 .spawn(move || {
-                    while let Ok(Forward::Message(message)) = forwarded.recv() {
+                    while let Ok(Some(message)) = forwarded.recv() {
                         say(&stream, &start, &message);
                     }
                 })
@@ -228,13 +222,13 @@ where
                     Err(_) => return,
                 };
                 for message in messages {
-                    // The writer only stops once `Done` is sent, after the operation.
-                    let _ = forward.send(Forward::Message(message));
+                    // The writer only stops at the `None` sent after the operation.
+                    let _ = forward.send(Some(message));
                 }
             })
         };
         let result = work(&progress).map(done);
-        let _ = forward.send(Forward::Done);
+        let _ = forward.send(None);
         // Every message of the operation is on the stream before its end.
         let _ = writer.join();
         match result {
