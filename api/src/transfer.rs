@@ -25,6 +25,9 @@ pub struct TransferMessages {
     /// `Pulling from`, held until the pull gets past its manifest: a pull that fails before
     /// (no such image) has said nothing, so it can still be an HTTP error, as with dockerd.
     pending_pull: Option<JsonMessage>,
+    /// Layers whose last word is said (`Mounted from`, `Layer already exists`): the client's
+    /// `Done` that follows says nothing more, as with docker.
+    settled: std::collections::HashSet<String>,
 }
 
 impl TransferMessages {
@@ -91,7 +94,14 @@ impl TransferMessages {
                 transfer,
                 digest,
                 status,
-            } => out.extend(layer_messages(*transfer, short_digest(digest), status)),
+            } => match status {
+                LayerStatus::Exists | LayerStatus::Mounted { .. } => {
+                    self.settled.insert(digest.clone());
+                    out.extend(layer_messages(*transfer, short_digest(digest), status));
+                }
+                LayerStatus::Done if self.settled.contains(digest) => {}
+                _ => out.extend(layer_messages(*transfer, short_digest(digest), status)),
+            },
             _ => {}
         }
         out
@@ -341,9 +351,18 @@ mod tests {
             layer(LayerStatus::Queued),
             layer(LayerStatus::Compressing),
             layer(LayerStatus::Done),
-            layer(LayerStatus::Mounted {
-                from: "acc/y".into(),
-            }),
+            Event::Layer {
+                transfer: Transfer::Push,
+                digest: "sha256:eeeeffff0000".into(),
+                status: LayerStatus::Mounted {
+                    from: "acc/y".into(),
+                },
+            },
+            Event::Layer {
+                transfer: Transfer::Push,
+                digest: "sha256:eeeeffff0000".into(),
+                status: LayerStatus::Done,
+            },
             layer(LayerStatus::Exists),
             Event::PushFinished {
                 tag: "1".into(),
