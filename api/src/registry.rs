@@ -25,7 +25,7 @@ pub fn routes(router: &mut Router) {
 }
 
 /// `POST /images/create`: `fromImage` (+ `tag`, `platform`) pulls; `fromSrc=-` imports the
-/// body as a root file system (`repo`, `tag`, `message`).
+/// body as a root file system (`repo`, `tag`, `message`, `changes`).
 pub async fn create(call: Call) -> HandlerResult {
     if let Some(source) = call.query.get("fromSrc").filter(|s| !s.is_empty()) {
         if source != "-" {
@@ -58,18 +58,14 @@ pub async fn create(call: Call) -> HandlerResult {
 /// `docker import -`: the body is a tar of the root file system; the answer is the image ID
 /// as the stream's status, which the CLI prints.
 async fn import(call: Call) -> HandlerResult {
-    let changes: Vec<&str> = call
+    // Dockerfile instructions, one a value (`docker import -c`).
+    let changes: Vec<String> = call
         .query
         .all("changes")
         .into_iter()
-        .filter(|c| !c.trim().is_empty())
+        .map(str::to_string)
         .collect();
-    if !changes.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "import --change is not supported by kiln yet (asked: {})",
-            changes.join("; ")
-        )));
-    }
+    kiln_engine::import_changes::check_changes(&changes)?;
     let repo = call.query.get("repo").unwrap_or("");
     if repo.is_empty() {
         return Err(ApiError::bad_request(
@@ -90,7 +86,7 @@ async fn import(call: Call) -> HandlerResult {
                 reader: Box::new(reader),
                 name: "-".into(),
             };
-            engine.import_rootfs(source, &name, message)
+            engine.import_rootfs_with_changes(source, &name, message, &changes)
         },
         |id| vec![JsonMessage::status(id.to_string(), None)],
     )

@@ -282,6 +282,41 @@ fn import_push_pull_by_tag_and_digest_with_docker() {
     assert_eq!(image.id.to_string(), id);
     let history = String::from_utf8_lossy(&image.config_raw).into_owned();
     assert!(history.contains("from the test"), "{history}");
+    // With changes (`changes=` per instruction), applied to the config.
+    let changed = format!("{}/acc/changed:1", reg.addr);
+    ok(service.docker(
+        cfg,
+        &[
+            "import",
+            "-c",
+            r#"CMD ["sh", "-c", "echo hi"]"#,
+            "-c",
+            "ENV A=1",
+            "-",
+            &changed,
+        ],
+        Some(&tar),
+    ));
+    let config: serde_json::Value =
+        serde_json::from_slice(&store.image(&changed).unwrap().config_raw).unwrap();
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "echo hi"])
+    );
+    assert!(
+        config["config"]["Env"].to_string().contains("A=1"),
+        "{config}"
+    );
+    let refused = service.docker(
+        cfg,
+        &["import", "-c", "RUN true", "-", &changed],
+        Some(&tar),
+    );
+    assert!(
+        text(&refused).contains("RUN is not a valid change command"),
+        "{}",
+        text(&refused)
+    );
 
     // docker push: docker's lines, and the registry holds the image with its config.
     let pushed = service.docker(cfg, &["push", &name], None);

@@ -16,6 +16,7 @@ pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
+pub mod import_changes;
 pub mod login;
 pub mod pull;
 pub mod push;
