@@ -28,6 +28,9 @@ pub struct TransferMessages {
     /// Layers whose last word is said (`Mounted from`, `Layer already exists`): the client's
     /// `Done` that follows says nothing more, as with docker.
     settled: std::collections::HashSet<String>,
+    /// Layers a push has said something of: each starts with `Preparing`, as with docker,
+    /// also those the engine compresses first (which it reports from `Compressing` on).
+    prepared: std::collections::HashSet<String>,
 }
 
 impl TransferMessages {
@@ -95,6 +98,17 @@ impl TransferMessages {
                 digest,
                 status,
             } => match status {
+                _ if *transfer == Transfer::Push
+                    && self.prepared.insert(digest.clone())
+                    && *status != LayerStatus::Queued =>
+                {
+                    out.extend(layer_messages(
+                        Transfer::Push,
+                        short_digest(digest),
+                        &LayerStatus::Queued,
+                    ));
+                    out.extend(self.messages(event));
+                }
                 LayerStatus::Exists | LayerStatus::Mounted { .. } => {
                     self.settled.insert(digest.clone());
                     out.extend(layer_messages(*transfer, short_digest(digest), status));
@@ -348,7 +362,6 @@ mod tests {
             Event::PushStarted {
                 repository: "127.0.0.1:5000/acc/x".into(),
             },
-            layer(LayerStatus::Queued),
             layer(LayerStatus::Compressing),
             layer(LayerStatus::Done),
             Event::Layer {
@@ -383,6 +396,7 @@ mod tests {
                 "Preparing",
                 "Pushing",
                 "Pushed",
+                "Preparing",
                 "Mounted from acc/y",
                 "Layer already exists",
                 "1: digest: sha256:abc size: 527",
