@@ -58,6 +58,33 @@ pub async fn create(call: Call) -> HandlerResult {
 /// `docker import -`: the body is a tar of the root file system; the answer is the image ID
 /// as the stream's status, which the CLI prints.
 async fn import(call: Call) -> HandlerResult {
+    let checked = import_request(&call);
+    let (name, message, changes) = match checked {
+        Ok(parts) => parts,
+        Err(e) => {
+            // Read the upload before refusing it: an answer sent while the client is still
+            // writing its body reaches it as a broken pipe, not as the message.
+            drain(call.body).await;
+            return Err(e);
+        }
+    };
+    let engine = call.engine.clone();
+    let reader = BodyReader::from_incoming(call.body);
+    stream_transfer(
+        move |_progress| {
+            let source = RootfsSource::Stream {
+                reader: Box::new(reader),
+                name: "-".into(),
+            };
+            engine.import_rootfs_with_changes(source, &name, message, &changes)
+        },
+        |id| vec![JsonMessage::status(id.to_string(), None)],
+    )
+    .await
+}
+
+/// An import's name, message and changes (`repo`, `tag`, `message`, `changes`), checked.
+fn import_request(call: &Call) -> Result<(String, Option<String>, Vec<String>), ApiError> {
     // Dockerfile instructions, one a value (`docker import -c`).
     let changes: Vec<String> = call
         .query
@@ -78,19 +105,25 @@ async fn import(call: Call) -> HandlerResult {
         .get("message")
         .filter(|m| !m.is_empty())
         .map(str::to_string);
-    let engine = call.engine.clone();
-    let reader = BodyReader::from_incoming(call.body);
-    stream_transfer(
-        move |_progress| {
-            let source = RootfsSource::Stream {
-                reader: Box::new(reader),
-                name: "-".into(),
-            };
-            engine.import_rootfs_with_changes(source, &name, message, &changes)
-        },
-        |id| vec![JsonMessage::status(id.to_string(), None)],
-    )
-    .await
+    Ok((name, message, changes))
+}
+
+/// The most of a refused upload read and dropped before answering; past it the client may
+/// see the connection close instead of the answer.
+const DRAIN_LIMIT: u64 = 1 << 30;
+
+/// Reads and drops a request body (at most [`DRAIN_LIMIT`] bytes).
+async fn drain(mut body: hyper::body::Incoming) {
+    use http_body_util::BodyExt;
+    let mut read = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            read += data.len() as u64;
+            if read > DRAIN_LIMIT {
+                return;
+            }
+        }
+    }
 }
 
 /// `POST /images/{name}/push`: the tag `tag` of the repository `name`, or with no `tag`
