@@ -39,6 +39,8 @@ enum Update {
 /// build then runs on a blocking thread and its events become stream lines as they come.
 async fn build(call: Call) -> HandlerResult {
     let request = BuildRequest::from_query(&call.query)?;
+    // FROM pulls use the client's credentials only, as dockerd's: never the service's files.
+    let registry_auth = crate::auth::registry_config(&call)?;
     let quiet = request.quiet;
     let context = match &request.remote {
         Some(url) => BuildContext::Git(url.clone()),
@@ -47,7 +49,8 @@ async fn build(call: Call) -> HandlerResult {
             from: "the request body",
         },
     };
-    let options = request.into_options(context);
+    let mut options = request.into_options(context);
+    options.registry_auth = Some(registry_auth);
     let (updates, mut received) = tokio::sync::mpsc::unbounded_channel::<Update>();
     let engine = call.engine.clone();
     // Events come from the build's thread and from the engine's own runtime, where a

@@ -23,10 +23,14 @@
 //! - [`build`]: `POST /build`, the classic builder's stream.
 //! - [`images`]: image list, inspect, history, tag, remove, save, load, prune.
 //! - [`volumes`]: volumes and `GET /system/df`.
+//! - [`auth`]: `X-Registry-Auth`/`X-Registry-Config` and `POST /auth`.
+//! - [`registry`]: pull and import (`POST /images/create`) and push.
+//! - [`transfer`]: docker's pull and push progress messages, and a transfer's stream.
 
 // /info's JSON literal is larger than serde_json's macro recursion allows by default.
 #![recursion_limit = "256"]
 
+pub mod auth;
 pub mod body;
 pub mod build;
 pub mod containers;
@@ -35,10 +39,12 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod query;
+pub mod registry;
 pub mod router;
 pub mod server;
 pub mod stream;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 pub use error::ApiError;

@@ -176,6 +176,8 @@ impl Router {
         crate::images::routes(&mut router);
         crate::build::routes(&mut router);
         crate::volumes::routes(&mut router);
+        crate::auth::routes(&mut router);
+        crate::registry::routes(&mut router);
         router
     }
 

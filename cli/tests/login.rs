@@ -57,7 +57,13 @@ fn login_checks_the_password_writes_docker_config_and_logout_removes_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("login to {host} failed")), "{err}");
-    assert!(err.contains("authentication required or denied"), "{err}");
+    // dockerd's words for a refused login.
+    assert!(
+        err.contains(&format!(
+            "login attempt to http://{host}/v2/ failed with status: 401 Unauthorized"
+        )),
+        "{err}"
+    );
     assert!(!cfg.exists(), "nothing written on a failed login");
 
     let out = kiln(

@@ -142,12 +142,20 @@ impl Error {
         out
     }
 
-    /// Whether this is (under its context) a not-found error, from the engine or the store.
+    /// Whether this is (under its context) a not-found error, from the engine, the store or
+    /// a registry (no such manifest or blob).
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.kind(),
-            Error::NotFound(_) | Error::Store(kiln_cache::Error::ImageNotFound(_))
+            Error::NotFound(_)
+                | Error::Store(kiln_cache::Error::ImageNotFound(_))
+                | Error::Registry(kiln_registry::Error::NotFound { .. })
         )
+    }
+
+    /// Whether a registry refused the credentials (or their absence), under any context.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self.kind(), Error::Registry(e) if e.is_unauthorized())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
+pub mod import_changes;
 pub mod login;
 pub mod pull;
 pub mod push;
@@ -31,6 +32,8 @@ use std::sync::Mutex;
 pub use build::{BuildContext, BuildOptions, BuildResult, DockerfileSource};
 pub use error::{Error, Result, ResultExt, SolveFailure};
 pub use events::{Event, LayerStatus, Progress, Transfer};
+/// docker's `AuthConfig`: registry credentials handed in with one operation.
+pub use kiln_registry::auth::RegistryAuth;
 pub use login::LoginCheck;
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};

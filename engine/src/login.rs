@@ -2,7 +2,7 @@
 //! /auth`). Nothing is written: storing the credentials is the face's job (the CLI writes
 //! docker's config file; the API service stores nothing).
 
-use kiln_registry::auth::CredentialStore;
+use kiln_registry::auth::{CredentialStore, RegistryAuth};
 use kiln_registry::{Client, ClientConfig};
 
 use crate::pull::runtime;
@@ -14,25 +14,28 @@ pub struct LoginCheck {
     /// The registry as the user wrote it (`https://index.docker.io/v1/`, `host:5000`); Docker
     /// Hub when `None`.
     pub server: Option<String>,
-    /// The user name.
-    pub username: String,
-    /// The password or token.
-    pub password: String,
+    /// What to log in with: a user name and password (`RegistryAuth::basic`), or whatever
+    /// else docker's `AuthConfig` carries (an identity or registry token, `auth`). Its
+    /// `Debug` shows no secret.
+    pub credentials: RegistryAuth,
     /// Require HTTPS and verify certificates (loopback registries always use plain HTTP).
     pub tls_verify: bool,
 }
 
 impl Engine {
     /// Logs in to the registry with exactly these credentials (not stored ones) and returns
-    /// the registry host they belong to (as [`registry_host`] names it).
+    /// the registry host they belong to (as [`registry_host`] names it). Refused credentials
+    /// are a [`kiln_registry::Error`] whose `is_unauthorized()` holds, under
+    /// `login to HOST failed`.
     pub fn check_login(&self, check: &LoginCheck) -> Result<String> {
         let registry = registry_host(check.server.as_deref());
         let mut config = ClientConfig::from_env()?;
         config.tls_verify = check.tls_verify;
-        config.credentials = CredentialStore::with_files(None, None);
+        // Only what was given: never a stored credential.
+        config.credentials = CredentialStore::given([]);
         let client = Client::new(config)?;
         runtime()?
-            .block_on(client.login(&registry, &check.username, &check.password))
+            .block_on(client.login(&registry, &check.credentials))
             .with_context(|| format!("login to {registry} failed"))?;
         Ok(registry)
     }
@@ -41,18 +44,7 @@ impl Engine {
 /// The registry host docker would store credentials under: scheme and path stripped,
 /// Docker Hub's aliases folded to `docker.io`.
 pub fn registry_host(server: Option<&str>) -> String {
-    let Some(server) = server.map(str::trim).filter(|s| !s.is_empty()) else {
-        return "docker.io".into();
-    };
-    let stripped = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .unwrap_or(server);
-    let host = stripped.split('/').next().unwrap_or(stripped);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
-        other => other.to_string(),
-    }
+    kiln_registry::auth::registry_host(server.unwrap_or(""))
 }
 
 #[cfg(test)]

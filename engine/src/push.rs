@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use futures::{StreamExt, TryStreamExt};
 use kiln_cache::layer::Compression;
 use kiln_cache::Store;
+use kiln_registry::auth::RegistryAuth;
 use kiln_registry::{Client, Reference};
 
 use crate::events::{Event, LayerStatus, Progress, Transfer};
-use crate::pull::{client, layer_events, parse_reference, runtime};
+use crate::pull::{client, given_for, layer_events, parse_reference, runtime};
 use crate::registry_store::{gzip_stream, to_registry_digest, RegistryStore};
 use crate::{Engine, Error, Result, ResultExt};
 
@@ -26,6 +27,10 @@ pub struct PushOptions {
     pub reference: String,
     /// Require HTTPS and verify certificates (loopback registries use plain HTTP).
     pub tls_verify: bool,
+    /// Credentials for the reference's registry, for this push only (docker's
+    /// `X-Registry-Auth`); `None` reads docker's credential files, as the CLI does. Given
+    /// ones (even empty, meaning anonymous) are used instead of the files.
+    pub credentials: Option<RegistryAuth>,
 }
 
 /// What a push sent.
@@ -49,6 +54,61 @@ impl Engine {
     pub fn push(&self, opts: &PushOptions, progress: &Progress) -> Result<Pushed> {
         push_from(&self.store()?, opts, progress)
     }
+
+    /// Pushes every tag the store has of the repository `opts.reference` names (`docker
+    /// push --all-tags`), in name order, each as [`Engine::push`] does; a reference with a
+    /// tag pushes that tag only (as dockerd reads a push's name). A digest is
+    /// [`Error::Invalid`]; a repository with no tag here is [`Error::NotFound`].
+    pub fn push_all_tags(&self, opts: &PushOptions, progress: &Progress) -> Result<Vec<Pushed>> {
+        let store = self.store()?;
+        let reference =
+            kiln_registry::Reference::parse_normalized(&opts.reference).map_err(|e| {
+                Error::invalid(format!(
+                    "invalid reference format {:?}: {e}",
+                    opts.reference
+                ))
+            })?;
+        if reference.tag().is_some() {
+            return Ok(vec![push_from(&store, opts, progress)?]);
+        }
+        let mut pushed = Vec::new();
+        for name in repository_tags(&store, &opts.reference)? {
+            let one = PushOptions {
+                reference: name,
+                ..opts.clone()
+            };
+            pushed.push(push_from(&store, &one, progress)?);
+        }
+        Ok(pushed)
+    }
+}
+
+/// The store's names (`repo:tag`, sorted) in the repository `repository` (no tag).
+fn repository_tags(store: &Store, repository: &str) -> Result<Vec<String>> {
+    let reference = kiln_registry::Reference::parse_normalized(repository)
+        .map_err(|e| Error::invalid(format!("invalid reference format {repository:?}: {e}")))?;
+    if reference.tag().is_some() || reference.digest().is_some() {
+        return Err(Error::invalid(format!(
+            "{repository}: pushing every tag takes a repository, without a tag or digest"
+        )));
+    }
+    // The store's names are normalized as `docker images` shows them: compare those forms.
+    let wanted = kiln_cache::image::normalize_name(&reference.familiar())?;
+    let (wanted, _) = kiln_cache::image::split_tag(&wanted);
+    let mut names: Vec<String> = store
+        .images()?
+        .into_iter()
+        .map(|record| record.name)
+        .filter(|name| kiln_cache::image::split_tag(name).0 == wanted)
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            reference.familiar()
+        )));
+    }
+    Ok(names)
 }
 
 /// The pushed form of a layer the store keeps uncompressed: gzip, in the manifest's family
@@ -91,6 +151,7 @@ pub(crate) fn push_from(store: &Store, opts: &PushOptions, progress: &Progress) 
         client(
             opts.tls_verify,
             layer_events(progress, Transfer::Push, is_shown),
+            given_for(&reference, opts.credentials.as_ref()),
         )?
     };
     let rt = runtime()?;

@@ -9,7 +9,9 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
-use crate::auth::{parse_challenges, AuthScheme, Credentials, TokenCache, IDENTITY_TOKEN_USER};
+use crate::auth::{
+    parse_challenges, AuthScheme, Credentials, RegistryAuth, TokenCache, IDENTITY_TOKEN_USER,
+};
 use crate::config::{is_loopback, ClientConfig};
 use crate::error::{Error, Result};
 
@@ -220,6 +222,11 @@ impl Client {
         ep: &Endpoint,
         scope: &str,
     ) -> Result<Option<String>> {
+        // A bearer token handed in goes as it is, whatever the registry asked for (dockerd's
+        // pass-through of `registrytoken`).
+        if let Some(token) = self.inner.config.credentials.registry_token(registry) {
+            return Ok(Some(format!("Bearer {token}")));
+        }
         match &ep.auth {
             AuthScheme::Anonymous => Ok(None),
             AuthScheme::Basic => Ok(self
@@ -468,19 +475,28 @@ impl Client {
         }
     }
 
-    /// Checks `user`/`password` against `registry` the way `docker login` does, without
-    /// storing anything. A wrong password is [`Error::Unauthorized`].
-    pub async fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
-        let creds = Credentials {
-            username: user.to_string(),
-            password: password.to_string(),
-        };
+    /// Checks `auth` against `registry` the way `docker login` (dockerd's `loginV2`) does,
+    /// without storing anything: a `GET /v2/` with basic auth, or a token request with the
+    /// credentials for a bearer registry. A refused basic login is [`Error::LoginFailed`],
+    /// a refused token request [`Error::Unauthorized`].
+    pub async fn login(&self, registry: &str, auth: &RegistryAuth) -> Result<()> {
         let ep = self.endpoint(registry).await?;
-        match &ep.auth {
-            AuthScheme::Anonymous => Ok(()),
-            AuthScheme::Basic => {
-                let url = format!("{}/v2/", ep.base);
-                let client = self.http(&ep);
+        let url = format!("{}/v2/", ep.base);
+        let client = self.http(&ep);
+        if let Some(token) = auth.registry_token() {
+            let resp = self
+                .retrying(&url, || client.get(&url).bearer_auth(token).send())
+                .await?;
+            return login_answer(&url, resp.status());
+        }
+        let creds = auth.credentials(registry)?;
+        match (&ep.auth, creds) {
+            (AuthScheme::Anonymous, _) => Ok(()),
+            (_, None) => Err(Error::LoginFailed {
+                url,
+                status: StatusCode::UNAUTHORIZED,
+            }),
+            (AuthScheme::Basic, Some(creds)) => {
                 let resp = self
                     .retrying(&url, || {
                         client
@@ -489,23 +505,25 @@ impl Client {
                             .send()
                     })
                     .await?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else if resp.status() == StatusCode::UNAUTHORIZED {
-                    let (_, message) = error_body(resp).await;
-                    Err(Error::Unauthorized {
-                        registry: registry.to_string(),
-                        message: message.or_else(|| Some("incorrect username or password".into())),
-                    })
-                } else {
-                    Err(status_error(Method::GET, &url, resp).await)
-                }
+                login_answer(&url, resp.status())
             }
-            AuthScheme::Bearer { realm, service } => self
+            (AuthScheme::Bearer { realm, service }, Some(creds)) => self
                 .fetch_token(registry, realm, service.as_deref(), None, Some(&creds))
                 .await
                 .map(|_| ()),
         }
+    }
+}
+
+/// A login's `GET /v2/` answer: 200 is success, anything else dockerd's error.
+fn login_answer(url: &str, status: StatusCode) -> Result<()> {
+    if status == StatusCode::OK {
+        Ok(())
+    } else {
+        Err(Error::LoginFailed {
+            url: url.to_string(),
+            status,
+        })
     }
 }
 

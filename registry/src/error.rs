@@ -42,6 +42,15 @@ pub enum Error {
         /// The registry's or token server's message.
         message: Option<String>,
     },
+    /// A login's `GET /v2/` was refused: dockerd's words, `login attempt to
+    /// http://host/v2/ failed with status: 401 Unauthorized`.
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginFailed {
+        /// The `/v2/` URL asked.
+        url: String,
+        /// What the registry answered.
+        status: reqwest::StatusCode,
+    },
     /// The manifest or blob does not exist.
     #[error("{what} not found in {repository}{}", fmt_message(&None, .message))]
     NotFound {
@@ -160,6 +169,18 @@ fn fmt_message(code: &Option<String>, message: &Option<String>) -> String {
 }
 
 impl Error {
+    /// Whether the registry refused the credentials (or their absence).
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            Error::Unauthorized { .. } => true,
+            Error::LoginFailed { status, .. } => {
+                *status == reqwest::StatusCode::UNAUTHORIZED
+                    || *status == reqwest::StatusCode::FORBIDDEN
+            }
+            _ => false,
+        }
+    }
+
     /// Whether retrying the same request may succeed (5xx, connection reset, timeout, truncation).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -216,6 +216,11 @@ impl Reference {
         }
     }
 
+    /// Drops the tag (a digest reference then names only its digest).
+    pub fn clear_tag(&mut self) {
+        self.tag = None;
+    }
+
     /// The same repository pinned to `digest` (the tag is kept for display).
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {

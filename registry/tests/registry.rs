@@ -6,11 +6,12 @@ mod common;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use common::{
     docker_config_with, make_image, tar_layer, test_config, AuthMode, FsStore, Registry, PASSWORD,
     USER,
 };
-use kiln_registry::auth::DockerConfig;
+use kiln_registry::auth::{CredentialStore, DockerConfig, RegistryAuth};
 use kiln_registry::{BlobEvent, Client, Digest, Error, Platform, Reference};
 use oci_spec::image::{DescriptorBuilder, ImageIndexBuilder, MediaType, PlatformBuilder};
 
@@ -372,10 +373,34 @@ async fn htpasswd_basic_auth() {
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
     assert!(err.to_string().contains(&reg.addr), "{err}");
 
-    // login: a wrong password is refused, the right one accepted.
-    let err = anonymous.login(&reg.addr, USER, "wrong").await.unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
-    anonymous.login(&reg.addr, USER, PASSWORD).await.unwrap();
+    // login: a wrong password is refused in dockerd's words, the right one accepted.
+    let err = anonymous
+        .login(&reg.addr, &RegistryAuth::basic(USER, "wrong"))
+        .await
+        .unwrap_err();
+    assert!(err.is_unauthorized(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            reg.addr
+        )
+    );
+    anonymous
+        .login(&reg.addr, &RegistryAuth::basic(USER, PASSWORD))
+        .await
+        .unwrap();
+    // Given as docker's `auth` field (base64 of user:password) they work too.
+    let as_auth = RegistryAuth {
+        auth: base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")),
+        ..RegistryAuth::default()
+    };
+    anonymous.login(&reg.addr, &as_auth).await.unwrap();
+    let none = anonymous
+        .login(&reg.addr, &RegistryAuth::default())
+        .await
+        .unwrap_err();
+    assert!(none.is_unauthorized(), "{none}");
 
     // Credentials stored as docker stores them are used.
     let cfg_path = tmp.path().join("docker").join("config.json");
@@ -400,9 +425,36 @@ async fn htpasswd_basic_auth() {
 
     // Wrong stored credentials: the error says so.
     let bad = docker_config_with(tmp.path(), &reg.addr, USER, "nope");
-    let client = Client::new(test_config(Some(bad))).unwrap();
+    let client = Client::new(test_config(Some(bad.clone()))).unwrap();
     let err = client.pull(&r, &linux_amd64(), &dst).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+
+    // Credentials given in memory (the Engine API's X-Registry-Auth) are used instead of the
+    // files, which are not read at all; a registry they do not name is anonymous.
+    let given = |auths: Vec<(String, RegistryAuth)>| {
+        let mut config = test_config(Some(bad.clone()));
+        config.credentials = CredentialStore::given(auths);
+        Client::new(config).unwrap()
+    };
+    let right = RegistryAuth::basic(USER, PASSWORD);
+    let client = given(vec![(format!("http://{}/v2/", reg.addr), right.clone())]);
+    let r2 = reference(&reg.addr, "acc/given:1");
+    assert_eq!(
+        client.push(&r2, &src, &image.manifest, mt).await.unwrap(),
+        image.digest
+    );
+    let dst2 = FsStore::new(&tmp.path().join("dst2"));
+    client.pull(&r2, &linux_amd64(), &dst2).await.unwrap();
+    let elsewhere = given(vec![("other.example:5000".into(), right)]);
+    let err = elsewhere
+        .pull(&r2, &linux_amd64(), &dst2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    let wrong = given(vec![(reg.addr.clone(), RegistryAuth::basic(USER, "nope"))]);
+    let err = wrong.pull(&r2, &linux_amd64(), &dst2).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(!format!("{err} {err:?}").contains("nope"), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,12 +480,19 @@ async fn token_auth_with_cached_tokens() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
-    let err = anonymous.login(&reg.addr, USER, "wrong").await.unwrap_err();
+    let err = anonymous
+        .login(&reg.addr, &RegistryAuth::basic(USER, "wrong"))
+        .await
+        .unwrap_err();
+    assert!(err.is_unauthorized(), "{err}");
     assert!(
         err.to_string().contains("incorrect username or password"),
         "{err}"
     );
-    anonymous.login(&reg.addr, USER, PASSWORD).await.unwrap();
+    anonymous
+        .login(&reg.addr, &RegistryAuth::basic(USER, PASSWORD))
+        .await
+        .unwrap();
 
     let cfg = docker_config_with(tmp.path(), &reg.addr, USER, PASSWORD);
     let client = Client::new(test_config(Some(cfg))).unwrap();

@@ -159,6 +159,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         cache_to: args.cache_to.clone(),
         cache_from: args.cache_from.clone(),
         epoch,
+        // The CLI's credentials are docker's files, which the engine reads.
+        registry_auth: None,
     };
 
     let mode = if args.quiet {

@@ -1,4 +1,4 @@
-//! `kiln import ROOTFS.tar|DIR|- NAME`: a root file system as a one-layer image
+//! `kiln import [-m MSG] [-c INSTRUCTION]... ROOTFS.tar|DIR|- NAME`: a root file system as a one-layer image
 //! (also the offline way to get a base image: `tar -C rootfs -c . | kiln import - busybox`).
 
 use std::process::ExitCode;
@@ -19,6 +19,10 @@ pub struct Args {
     /// Set the commit message (the history comment).
     #[arg(short, long)]
     message: Option<String>,
+    /// Apply a Dockerfile instruction to the image's config (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// HEALTHCHECK, LABEL, ONBUILD, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable.
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    changes: Vec<String>,
 }
 
 /// Imports and prints the image ID, as docker does.
@@ -36,7 +40,12 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             RootfsSource::File(p)
         }
     };
-    let id = engine(g).import_rootfs(source, &args.name, args.message.clone())?;
+    let id = engine(g).import_rootfs_with_changes(
+        source,
+        &args.name,
+        args.message.clone(),
+        &args.changes,
+    )?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

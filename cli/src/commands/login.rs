@@ -63,8 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let engine = kiln_engine::Engine::new(kiln_engine::default_root());
     engine.check_login(&LoginCheck {
         server: Some(registry.clone()),
-        username: username.clone(),
-        password: password.clone(),
+        credentials: kiln_registry::auth::RegistryAuth::basic(&username, &password),
         tls_verify: args.tls_verify,
     })?;
 

@@ -40,6 +40,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             reference: args.reference,
             platform,
             tls_verify: args.tls_verify,
+            // The CLI's credentials are docker's files, which the engine reads.
+            credentials: None,
         },
         rendering.progress(),
     );

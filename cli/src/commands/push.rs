@@ -1,4 +1,4 @@
-//! `kiln push [-q] REF`: send an image of the local store to a registry (the engine's
+//! `kiln push [-q] [-a] REF`: send an image of the local store to a registry (the engine's
 //! [`kiln_engine::Engine::push`], drawn as docker draws it).
 
 use std::process::ExitCode;
@@ -15,6 +15,9 @@ pub struct Args {
     /// Print only the image's name.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Push every tag of the repository REF names (REF without a tag).
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Require HTTPS and verify certificates (loopback registries use plain HTTP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
@@ -25,19 +28,34 @@ pub struct Args {
 
 /// Pushes and prints the name when quiet.
 pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
+    // docker's check: the engine would push just the tag a name with one has.
+    if args.all_tags
+        && args
+            .reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
+        anyhow::bail!("tag can't be used with --all-tags/-a");
+    }
     let engine = Engine::new(&g.root);
     let rendering = Rendering::start(View::transfer(args.quiet));
-    let pushed = engine.push(
-        &PushOptions {
-            reference: args.reference,
-            tls_verify: args.tls_verify,
-        },
-        rendering.progress(),
-    );
+    let opts = PushOptions {
+        reference: args.reference,
+        tls_verify: args.tls_verify,
+        // The CLI's credentials are docker's files, which the engine reads.
+        credentials: None,
+    };
+    let pushed = if args.all_tags {
+        engine.push_all_tags(&opts, rendering.progress())
+    } else {
+        engine.push(&opts, rendering.progress()).map(|p| vec![p])
+    };
     rendering.finish();
-    let pushed = pushed?;
-    if args.quiet {
-        println!("{}", pushed.reference.familiar());
+    for pushed in pushed? {
+        if args.quiet {
+            println!("{}", pushed.reference.familiar());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln_cache::Store;
+use kiln_registry::auth::RegistryAuth;
 use kiln_solver::frontend::{self, Platform, ResolvedImage};
 use kiln_solver::imageconfig::ImageConfig;
 use kiln_solver::scheduler::{self, Failure, SolveOptions};
@@ -77,6 +78,12 @@ pub struct BuildOptions {
     /// The build's epoch (SOURCE_DATE_EPOCH from the client's environment) when the build
     /// args have no `SOURCE_DATE_EPOCH` (which wins, as in BuildKit).
     pub epoch: Option<i64>,
+    /// Credentials by registry for this build's pulls and pushes (docker's
+    /// `X-Registry-Config`; keys as docker writes them: `host:port`,
+    /// `https://index.docker.io/v1/`), held in memory only. `None` reads docker's credential
+    /// files, as the CLI does; given, a registry they do not name is reached anonymously.
+    /// (`--cache-to`/`--cache-from` registries still use the files.)
+    pub registry_auth: Option<BTreeMap<String, RegistryAuth>>,
 }
 
 impl BuildOptions {
@@ -104,6 +111,7 @@ impl BuildOptions {
             cache_to: Vec::new(),
             cache_from: Vec::new(),
             epoch: None,
+            registry_auth: None,
         }
     }
 }
@@ -237,7 +245,13 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
     for reference in plan.images() {
         images.insert(
             reference.clone(),
-            resolve_image(store, reference, opts.pull, progress)?,
+            resolve_image(
+                store,
+                reference,
+                opts.pull,
+                opts.registry_auth.as_ref(),
+                progress,
+            )?,
         );
     }
     let build = plan
@@ -378,6 +392,7 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
             let push = PushOptions {
                 reference: t.clone(),
                 tls_verify: true,
+                credentials: registry_auth_for(opts.registry_auth.as_ref(), t),
             };
             push_from(store, &push, progress).with_context(|| format!("pushing {t}"))?;
         }
@@ -467,12 +482,33 @@ fn export(
     })
 }
 
+/// The credentials of a build's `registry_auth` for the registry `reference` names: `None`
+/// (read the files) when the build was given none; anonymous when given some, none of them
+/// for that registry (as dockerd).
+fn registry_auth_for(
+    registry_auth: Option<&BTreeMap<String, RegistryAuth>>,
+    reference: &str,
+) -> Option<RegistryAuth> {
+    let auths = registry_auth?;
+    let domain = kiln_registry::Reference::parse(reference)
+        .map(|r| r.domain().to_string())
+        .unwrap_or_default();
+    Some(
+        auths
+            .iter()
+            .find(|(server, _)| kiln_registry::auth::registry_host(server) == domain)
+            .map(|(_, auth)| auth.clone())
+            .unwrap_or_default(),
+    )
+}
+
 /// An image from the local store, as the front end needs it: pulled first when the store
 /// lacks it, or always with `--pull`.
 fn resolve_image(
     store: &Store,
     reference: &str,
     always_pull: bool,
+    registry_auth: Option<&BTreeMap<String, RegistryAuth>>,
     progress: &Progress,
 ) -> Result<ResolvedImage> {
     let pull = || {
@@ -480,6 +516,7 @@ fn resolve_image(
             reference: reference.to_string(),
             platform: kiln_registry::Platform::host(),
             tls_verify: true,
+            credentials: registry_auth_for(registry_auth, reference),
         };
         pull_into(store, &opts, progress).with_context(|| {
             format!("FROM {reference}: not in the local store, and the pull failed")

@@ -37,7 +37,7 @@ pub fn export(
     layers: &[Layer],
 ) -> Result<kiln_registry::Digest> {
     let reference = reference_of(input)?;
-    let client = client(true, None)?;
+    let client = client(true, None, None)?;
     let rt = runtime()?;
     let memo = GzipMemo::new(store);
     let shown = Mutex::new(HashSet::new());
@@ -121,7 +121,7 @@ fn oci_layer_type(media_type: &str) -> String {
 /// manifest (a first build).
 pub fn import(store: &Store, input: &str) -> Result<Option<Imported>> {
     let reference = reference_of(input)?;
-    let client = client(true, None)?;
+    let client = client(true, None, None)?;
     let rt = runtime()?;
     let config = rt.block_on(async {
         let manifest = match client

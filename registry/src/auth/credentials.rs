@@ -1,12 +1,15 @@
 //! Credentials in docker's config file (`$DOCKER_CONFIG/config.json`, else
 //! `~/.docker/config.json`), containers' `REGISTRY_AUTH_FILE`, and docker credential helpers.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
 use serde_json::{Map, Value};
+
+use super::given::{registry_host, RegistryAuth};
 
 /// The user name that marks [`Credentials::password`] as an identity (OAuth2 refresh) token,
 /// as docker's credential helpers return it.
@@ -74,6 +77,14 @@ pub enum CredentialError {
     /// No home directory and no `DOCKER_CONFIG` to find the config file.
     #[error("cannot locate docker's config file: set DOCKER_CONFIG or HOME")]
     NoConfigDir,
+    /// Credentials handed in with a request are unusable (the message never quotes them).
+    #[error("the credentials given for {registry}: {message}")]
+    Given {
+        /// The registry they were given for.
+        registry: String,
+        /// What is wrong with them.
+        message: String,
+    },
 }
 
 /// The key docker writes in `auths` for a registry host.
@@ -416,11 +427,14 @@ fn helper_erase(helper: &str, server: &str) -> Result<bool, CredentialError> {
 }
 
 /// Finds credentials: `REGISTRY_AUTH_FILE` (containers' auth.json) first when set, then
-/// docker's config file.
+/// docker's config file; or, for a store made by [`CredentialStore::given`], only the
+/// credentials handed in, in memory (as dockerd uses only what a request sends).
 #[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
     auth_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
+    /// Credentials handed in, by registry host ([`registry_host`]); when set, no file is read.
+    given: Option<BTreeMap<String, RegistryAuth>>,
 }
 
 impl CredentialStore {
@@ -431,6 +445,7 @@ impl CredentialStore {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             docker_config: DockerConfig::default_path().ok(),
+            given: None,
         }
     }
 
@@ -442,11 +457,50 @@ impl CredentialStore {
         CredentialStore {
             auth_file,
             docker_config,
+            given: None,
         }
     }
 
-    /// The credentials for `registry`, if any file has them.
+    /// Only these credentials, by registry (keys as docker's `X-Registry-Config` has them:
+    /// `host:port`, `https://index.docker.io/v1/`), held in memory; no file is read, and a
+    /// registry not among them is reached anonymously.
+    pub fn given(auths: impl IntoIterator<Item = (String, RegistryAuth)>) -> CredentialStore {
+        CredentialStore {
+            auth_file: None,
+            docker_config: None,
+            given: Some(
+                auths
+                    .into_iter()
+                    .map(|(server, auth)| (registry_host(&server), auth))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The handed-in credentials for `registry`, when this store holds handed-in ones.
+    fn given_for(&self, registry: &str) -> Option<Option<&RegistryAuth>> {
+        self.given
+            .as_ref()
+            .map(|given| given.get(&registry_host(registry)))
+    }
+
+    /// A bearer token handed in for `registry`, to send as it is.
+    pub fn registry_token(&self, registry: &str) -> Option<String> {
+        self.given_for(registry)
+            .flatten()
+            .and_then(RegistryAuth::registry_token)
+            .map(str::to_string)
+    }
+
+    /// The credentials for `registry`: the handed-in ones for a [`CredentialStore::given`]
+    /// store, else those of the first file that has some.
     pub fn get(&self, registry: &str) -> Result<Option<Credentials>, CredentialError> {
+        if let Some(given) = self.given_for(registry) {
+            return match given {
+                Some(auth) => auth.credentials(registry),
+                None => Ok(None),
+            };
+        }
         if let Some(path) = &self.auth_file {
             if let Some(c) = DockerConfig::load(path)?.credentials(registry)? {
                 return Ok(Some(c));
