@@ -154,6 +154,16 @@ impl Tracker {
         }
     }
 
+    /// Resolves once a connection is open.
+    async fn busy(&self) {
+        let mut rx = self.state.subscribe();
+        while rx.borrow_and_update().0 == 0 {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Resolves once no connection is open.
     async fn drained(&self) {
         let mut rx = self.state.subscribe();
@@ -170,6 +180,18 @@ impl Drop for ConnectionGuard {
         self.tracker
             .state
             .send_modify(|(open, at)| (*open, *at) = (open.saturating_sub(1), Instant::now()));
+    }
+}
+
+/// Gives the allocator's free memory back to the system whenever the service has had no
+/// connection for a second: glibc keeps what a build, a pull or a save freed for reuse, and
+/// an idle service should be small (measured: 34 MiB after bench/engine-api.sh without this).
+async fn trim_when_idle(tracker: Arc<Tracker>) {
+    loop {
+        tracker.idle_for(Duration::from_secs(1)).await;
+        // SAFETY: malloc_trim has no preconditions; it only returns free pages.
+        unsafe { libc::malloc_trim(0) };
+        tracker.busy().await;
     }
 }
 
@@ -207,6 +229,7 @@ pub async fn serve_with(
         router,
         tracker: Tracker::new(),
     });
+    let trimmer = tokio::spawn(trim_when_idle(shared.tracker.clone()));
     let (drain_tx, drain_rx) = watch::channel(false);
     let idle = {
         let tracker = shared.tracker.clone();
@@ -240,6 +263,7 @@ pub async fn serve_with(
             _ = &mut shutdown => break Ok(()),
         }
     };
+    trimmer.abort();
     drop(listener);
     remove_socket(&options.socket, inode);
     let _ = drain_tx.send(true);
