@@ -51,6 +51,9 @@ async fn build(call: Call) -> HandlerResult {
     };
     let mut options = request.into_options(context);
     options.registry_auth = Some(registry_auth);
+    // A client that goes away cancels its build, as with dockerd: nothing gets tagged.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    options.cancel = Some(cancel.clone());
     let (updates, mut received) = tokio::sync::mpsc::unbounded_channel::<Update>();
     let engine = call.engine.clone();
     // Events come from the build's thread and from the engine's own runtime, where a
@@ -68,7 +71,20 @@ async fn build(call: Call) -> HandlerResult {
     tokio::spawn(async move {
         let mut log = LegacyLog::new(quiet);
         let mut done = false;
-        while let Some(update) = received.recv().await {
+        let gone = || cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let update = tokio::select! {
+                update = received.recv() => update,
+                // A long silent step sends nothing: look for the client now and then.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    if stream.is_closed() {
+                        gone();
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(update) = update else { break };
             let lines = match update {
                 Update::Event(e) => log.event(&e),
                 Update::Done(result) => {
@@ -77,8 +93,8 @@ async fn build(call: Call) -> HandlerResult {
                 }
             };
             for line in lines {
-                // The client went away: the build runs on, unseen.
                 if !stream.send(&line).await {
+                    gone();
                     return;
                 }
             }

@@ -219,6 +219,11 @@ impl JsonStream {
         self.tx.send(message.to_line()).await.is_ok()
     }
 
+    /// Whether the client has gone away (the response body was dropped).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Sends one message from a blocking thread. Panics on a runtime thread.
     pub fn send_blocking(&self, message: &JsonMessage) -> bool {
         self.tx.blocking_send(message.to_line()).is_ok()

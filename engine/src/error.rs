@@ -70,6 +70,9 @@ pub enum Error {
     /// Something the engine relies on did not hold (a bug, or state changed underneath).
     #[error("{0}")]
     Internal(String),
+    /// The caller cancelled the operation (an API client went away): nothing was committed.
+    #[error("{0}")]
+    Cancelled(String),
     /// An error with what the engine was doing when it happened.
     #[error("{context}")]
     Context {

@@ -161,6 +161,8 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         epoch,
         // The CLI's credentials are docker's files, which the engine reads.
         registry_auth: None,
+        // Ctrl-C ends the process, and the store's own recovery cleans after it.
+        cancel: None,
     };
 
     let mode = if args.quiet {

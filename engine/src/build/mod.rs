@@ -84,6 +84,9 @@ pub struct BuildOptions {
     /// files, as the CLI does; given, a registry they do not name is reached anonymously.
     /// (`--cache-to`/`--cache-from` registries still use the files.)
     pub registry_auth: Option<BTreeMap<String, RegistryAuth>>,
+    /// Set by the caller to stop the build (an API client that went away): the solve is
+    /// dropped, its steps cancelled, and nothing is tagged or exported.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl BuildOptions {
@@ -112,6 +115,7 @@ impl BuildOptions {
             cache_from: Vec::new(),
             epoch: None,
             registry_auth: None,
+            cancel: None,
         }
     }
 }
@@ -311,13 +315,28 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
                 steps.emit(Event::Step(ev));
             }
         });
-        let solved = scheduler::solve(
+        let solve = scheduler::solve(
             Arc::clone(&graph),
             target,
             Arc::new(Arc::clone(&worker)),
             solve_options,
-        )
-        .await;
+        );
+        let cancel = opts.cancel.clone();
+        let cancelled = async move {
+            match cancel {
+                Some(flag) => {
+                    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        // Dropping the solve aborts its tasks (the scheduler's JoinSet goes with it).
+        let solved = tokio::select! {
+            solved = solve => Some(solved),
+            _ = cancelled => None,
+        };
         // The worker (kept for --explain-cache) and the solve held the last senders: with
         // both gone the forwarder drains and stops, so every step event precedes what
         // follows the solve.
@@ -325,6 +344,9 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
         let _ = forward.await;
         solved
     });
+    let Some(result) = result else {
+        return Err(Error::Cancelled("the build was cancelled".into()));
+    };
     let solved = match result {
         Ok(s) => s,
         Err(err) => {
