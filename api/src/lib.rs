@@ -30,6 +30,7 @@
 pub mod body;
 pub mod build;
 pub mod containers;
+pub mod containers_extra;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -43,6 +43,7 @@ mod copy;
 mod gomatch;
 mod owner;
 mod root;
+mod rooted;
 mod unpack;
 
 #[cfg(test)]
@@ -62,6 +63,7 @@ use rustix::io::Errno;
 
 pub use chmod::{BadChmod, Chmod};
 pub use owner::Ids;
+pub use rooted::{Found, RootedDir};
 
 use crate::op::{FileAction, Owner};
 use root::{clean, file_type, gid_of, set_times_at, set_times_fd, show, uid_of, DirSpec, Root};
@@ -265,7 +267,7 @@ pub fn unpack_stream<R: io::Read + Send + 'static>(
     let root = Root::open(dest).map_err(|e| FileOpError::io("add", display, e))?;
     let reader = unpack::decoder_for(&head, input)
         .map_err(|e| FileOpError::new("add", display, ErrorKind::Archive(e.to_string())))?;
-    unpack::extract_from(root, reader, None, display)
+    unpack::extract_from(root, reader, None, display, false)
 }
 
 /// Runs `actions` in order on `env.dest_root`.
