@@ -30,7 +30,9 @@ pub fn routes(router: &mut Router) {
             Box::pin(archive_put(c))
         })
         .route(Method::GET, "/containers/{id}/top", |c| Box::pin(top(c)))
-        .route(Method::GET, "/containers/{id}/stats", |c| Box::pin(stats(c)));
+        .route(Method::GET, "/containers/{id}/stats", |c| {
+            Box::pin(stats(c))
+        });
 }
 
 /// The stat header's value: base64 of the stat as JSON.
@@ -45,7 +47,11 @@ fn path_query(call: &Call) -> String {
 
 /// `HEAD /containers/{id}/archive?path=`: the stat header alone (404 for a missing path).
 async fn archive_head(call: Call) -> HandlerResult {
-    let (engine, id, path) = (call.engine.clone(), call.param("id").to_string(), path_query(&call));
+    let (engine, id, path) = (
+        call.engine.clone(),
+        call.param("id").to_string(),
+        path_query(&call),
+    );
     let stat = blocking(move || Ok(engine.container_path_stat(&id, &path)?)).await?;
     Response::builder()
         .status(StatusCode::OK)
@@ -57,7 +63,11 @@ async fn archive_head(call: Call) -> HandlerResult {
 
 /// `GET /containers/{id}/archive?path=`: a tar of the path, streamed, with its stat header.
 async fn archive_get(call: Call) -> HandlerResult {
-    let (engine, id, path) = (call.engine.clone(), call.param("id").to_string(), path_query(&call));
+    let (engine, id, path) = (
+        call.engine.clone(),
+        call.param("id").to_string(),
+        path_query(&call),
+    );
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<PathStat>();
     let (writer, failure, body) = body_pipe();
     let task = tokio::task::spawn_blocking(move || {
@@ -89,7 +99,11 @@ async fn archive_get(call: Call) -> HandlerResult {
 /// `PUT /containers/{id}/archive?path=DIR&noOverwriteDirNonDir=`: the body, a tar, is
 /// extracted into DIR as it arrives.
 async fn archive_put(call: Call) -> HandlerResult {
-    let (engine, id, path) = (call.engine.clone(), call.param("id").to_string(), path_query(&call));
+    let (engine, id, path) = (
+        call.engine.clone(),
+        call.param("id").to_string(),
+        path_query(&call),
+    );
     let no_overwrite = call.query.bool("noOverwriteDirNonDir");
     let reader = BodyReader::from_incoming(call.body);
     blocking(move || Ok(engine.extract_to_container(&id, &path, reader, no_overwrite)?)).await?;

@@ -152,9 +152,7 @@ pub fn write_entry_tar<W: Write>(
             dir_name.push(b'/');
             let h = tw.header(&st, tar::EntryType::Directory);
             tw.append(h, &dir_name, None, &[], io::empty())?;
-            Some(
-                rustix::io::fcntl_dupfd_cloexec(dir, 0).ctx(|| format!("open {}", what()))?,
-            )
+            Some(rustix::io::fcntl_dupfd_cloexec(dir, 0).ctx(|| format!("open {}", what()))?)
         }
     };
     if let Some(sub) = below {

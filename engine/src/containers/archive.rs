@@ -149,7 +149,13 @@ fn lstat_found(found: &Found) -> nix::Result<FileStat> {
 }
 
 /// The stat of `path` inside `root`, named `name`.
-fn stat_in(root: &RootedDir, path: &str, follow: bool, name: &str, key: &str) -> Result<(Found, PathStat)> {
+fn stat_in(
+    root: &RootedDir,
+    path: &str,
+    follow: bool,
+    name: &str,
+    key: &str,
+) -> Result<(Found, PathStat)> {
     let found = root
         .lookup(path.as_bytes(), follow)
         .map_err(|e| lookup_error(e, path, key))?;
@@ -228,11 +234,16 @@ impl Engine {
             if !stat.is_dir() {
                 return Err(Error::invalid("extraction point is not a directory"));
             }
-            root.unpack_into(dir.as_bytes(), input, "the archive", no_overwrite_dir_non_dir)
-                .map_err(|e| match e.kind {
-                    ErrorKind::Archive(_) => Error::invalid(e.to_string()),
-                    _ => Error::Internal(e.to_string()),
-                })
+            root.unpack_into(
+                dir.as_bytes(),
+                input,
+                "the archive",
+                no_overwrite_dir_non_dir,
+            )
+            .map_err(|e| match e.kind {
+                ErrorKind::Archive(_) => Error::invalid(e.to_string()),
+                _ => Error::Internal(e.to_string()),
+            })
         })
     }
 
@@ -317,6 +328,13 @@ fn mount_privately(dir: &Path, settings: &ContainerSettings, write: bool) -> Res
         if settings.lowers.is_empty() {
             bind(&upper, MsFlags::empty())?;
         } else {
+            // A run's volatile mount of this upper left its marker, and overlayfs refuses a
+            // new mount until it is gone; that run has ended (the container is stopped), as
+            // the executor reasons before each start.
+            let marker = work.join("work").join("incompat").join("volatile");
+            if marker.exists() {
+                std::fs::remove_dir_all(&marker).map_err(|e| Error::io("removing", &marker, e))?;
+            }
             let overlay = Overlay {
                 lowers: &settings.lowers,
                 upper: Some((&upper, &work)),
@@ -384,7 +402,14 @@ fn mount_privately(dir: &Path, settings: &ContainerSettings, write: bool) -> Res
             std::os::fd::AsRawFd::as_raw_fd(&at)
         ));
         let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-        if mount(Some(source.as_path()), &at_path, None::<&str>, flags, None::<&str>).is_ok()
+        if mount(
+            Some(source.as_path()),
+            &at_path,
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .is_ok()
             && (*readonly || !write)
         {
             let _ = mount(

@@ -299,7 +299,11 @@ fn cpu(pid: i32, id: &str, pids: &[i32]) -> CpuStats {
             let times = read_pairs(&dir.join("cpuacct.stat"));
             let percpu = std::fs::read_to_string(dir.join("cpuacct.usage_percpu"))
                 .ok()
-                .map(|t| t.split_whitespace().filter_map(|v| v.parse().ok()).collect());
+                .map(|t| {
+                    t.split_whitespace()
+                        .filter_map(|v| v.parse().ok())
+                        .collect()
+                });
             stats.cpu_usage = CpuUsage {
                 total_usage: total,
                 percpu_usage: percpu,
@@ -472,7 +476,9 @@ mod tests {
         assert!((r.cpu_percent() - 20.0).abs() < 1e-9);
         r.memory_stats.usage = 300;
         r.memory_stats.limit = 1_000;
-        r.memory_stats.stats.insert("total_inactive_file".into(), 100);
+        r.memory_stats
+            .stats
+            .insert("total_inactive_file".into(), 100);
         assert_eq!(r.memory_usage(), 200);
         assert!((r.memory_percent() - 20.0).abs() < 1e-9);
     }
@@ -492,7 +498,14 @@ mod tests {
     #[test]
     fn a_report_has_dockers_keys() {
         let v = serde_json::to_value(StatsReport::default()).unwrap();
-        for k in ["read", "preread", "pids_stats", "memory_stats", "cpu_stats", "precpu_stats"] {
+        for k in [
+            "read",
+            "preread",
+            "pids_stats",
+            "memory_stats",
+            "cpu_stats",
+            "precpu_stats",
+        ] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert!(v["cpu_stats"]["cpu_usage"].get("total_usage").is_some());

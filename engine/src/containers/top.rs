@@ -149,14 +149,30 @@ fn start_time(start: i64, now: i64) -> String {
 }
 
 /// One `ps -ef` row for `pid`, or `None` when it exited meanwhile.
-fn ps_ef_row(pid: i32, users: &BTreeMap<u32, String>, hz: u64, up: f64, boot: i64, now: i64) -> Option<Vec<String>> {
+fn ps_ef_row(
+    pid: i32,
+    users: &BTreeMap<u32, String>,
+    hz: u64,
+    up: f64,
+    boot: i64,
+    now: i64,
+) -> Option<Vec<String>> {
     let (comm, rest) = proc_stat(pid)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let euid: u32 = status
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().nth(1)?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("Uid:")?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
-    let user = users.get(&euid).cloned().unwrap_or_else(|| euid.to_string());
+    let user = users
+        .get(&euid)
+        .cloned()
+        .unwrap_or_else(|| euid.to_string());
     let ticks = stat_field(&rest, 14) + stat_field(&rest, 15);
     let started = stat_field(&rest, 22);
     let elapsed = up - started as f64 / hz as f64;
@@ -249,7 +265,10 @@ impl Engine {
         let store = self.containers()?;
         let rec = store.find(key).map_err(from_executor)?;
         let Some(pid1) = rec.pid.filter(|_| is_running(&rec)) else {
-            return Err(Error::Conflict(format!("container {} is not running", rec.id)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                rec.id
+            )));
         };
         let pids = namespace_pids(pid1);
         let args = ps_args.trim();
@@ -303,7 +322,10 @@ mod tests {
         let text = "  PID TTY      STAT   TIME COMMAND\n    1 ?        Ss     0:00 sh -c sleep 9\n    2 ?        S      0:00 other\n";
         let top = parse_ps(text, &[1].into_iter().collect()).unwrap();
         assert_eq!(top.titles, ["PID", "TTY", "STAT", "TIME", "COMMAND"]);
-        assert_eq!(top.processes, vec![vec!["1", "?", "Ss", "0:00", "sh -c sleep 9"]]);
+        assert_eq!(
+            top.processes,
+            vec![vec!["1", "?", "Ss", "0:00", "sh -c sleep 9"]]
+        );
         assert!(parse_ps("A B\n1 2\n", &HashSet::new()).is_err());
     }
 }
