@@ -133,7 +133,7 @@ fn from_container(
         }
     };
     let dir = open_host_dir(&target_dir)?;
-    let (reader, writer) = std::io::pipe()?;
+    let (reader, writer) = pipe()?;
     std::thread::scope(|s| {
         let archive = s.spawn(|| {
             engine
@@ -159,6 +159,12 @@ fn first_cause(writer: anyhow::Result<()>, reader: anyhow::Result<()>) -> anyhow
         (Err(w), _) => Err(w),
         (Ok(()), r) => r,
     }
+}
+
+/// A pipe between the thread that writes an archive and the one that reads it.
+fn pipe() -> anyhow::Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+    Ok((File::from(r), File::from(w)))
 }
 
 /// The directory a host path is in.
@@ -216,7 +222,7 @@ fn to_container(engine: &Engine, args: &Args, src: &str, c: &str, dst: &str) -> 
         _ => (src_path.clone(), None),
     };
     let parent_fd = open_host_dir(&parent)?;
-    let (reader, writer) = std::io::pipe()?;
+    let (reader, writer) = pipe()?;
     std::thread::scope(|s| {
         let tar = s.spawn(move || {
             kiln_cache::layer::write_entry_tar(
