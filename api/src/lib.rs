@@ -34,6 +34,7 @@ pub mod auth;
 pub mod body;
 pub mod build;
 pub mod containers;
+pub mod containers_extra;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -171,6 +171,7 @@ impl Router {
         let mut router = Router::new();
         crate::system::routes(&mut router);
         crate::containers::routes(&mut router);
+        crate::containers_extra::routes(&mut router);
         crate::exec::routes(&mut router);
         crate::events::routes(&mut router);
         crate::images::routes(&mut router);

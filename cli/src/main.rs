@@ -96,6 +96,12 @@ enum Command {
     Exec(commands::exec::Args),
     /// Manage named volumes.
     Volume(commands::volume::Args),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Args),
+    /// Show a running container's processes.
+    Top(commands::top::Args),
+    /// Show containers' resource use.
+    Stats(commands::stats::Args),
     /// Log in to a registry (checks the credentials, then stores them as docker does).
     Login(commands::login::Args),
     /// Log out from a registry (removes its stored credentials).
@@ -153,6 +159,9 @@ fn main() -> ExitCode {
         Command::Rm(args) => commands::rm::run(&globals, args),
         Command::Exec(args) => commands::exec::run(&globals, args),
         Command::Volume(args) => commands::volume::run(&globals, args),
+        Command::Cp(args) => commands::cp::run(&globals, args),
+        Command::Top(args) => commands::top::run(&globals, args),
+        Command::Stats(args) => commands::stats::run(&globals, args),
         Command::Login(args) => commands::login::run(args),
         Command::Logout(args) => commands::logout::run(args),
         Command::Pull(args) => commands::pull::run(&globals, args),

@@ -123,6 +123,46 @@ fn write_tar<W: Write>(source: DiffSource<'_>, tar_opts: &TarOptions, out: W) ->
     tw.b.into_inner().ctx(|| "finish tar".to_string())
 }
 
+/// Writes a tar of one entry and, for a directory, of everything below it: the entry `name`
+/// of `dir` (a symlink is archived as a link, never followed), or `dir` itself when `name` is
+/// `None`, named `as_name` in the archive (docker cp's `GET /containers/{id}/archive`). The
+/// walk opens each directory with `O_NOFOLLOW` relative to its parent, so it cannot be led
+/// outside the entry by a symlink planted meanwhile.
+pub fn write_entry_tar<W: Write>(
+    dir: BorrowedFd<'_>,
+    name: Option<&[u8]>,
+    as_name: &[u8],
+    out: W,
+) -> Result<W> {
+    let mut tw = TarWriter::new(out, &TarOptions::default());
+    let what = || String::from_utf8_lossy(as_name).into_owned();
+    let below = match name {
+        Some(name) => {
+            let st = lstat_at(dir, name).ctx(|| format!("stat {}", what()))?;
+            tw.entry(dir, name, as_name, &st, false)?;
+            if kind(&st) == FileType::Directory {
+                Some(open_dir_at(dir, name).ctx(|| format!("open {}", what()))?)
+            } else {
+                None
+            }
+        }
+        None => {
+            let st = rustix::fs::fstat(dir).ctx(|| format!("stat {}", what()))?;
+            let mut dir_name = as_name.to_vec();
+            dir_name.push(b'/');
+            let h = tw.header(&st, tar::EntryType::Directory);
+            tw.append(h, &dir_name, None, &[], io::empty())?;
+            Some(rustix::io::fcntl_dupfd_cloexec(dir, 0).ctx(|| format!("open {}", what()))?)
+        }
+    };
+    if let Some(sub) = below {
+        let mut prefix = as_name.to_vec();
+        prefix.push(b'/');
+        tw.walk(sub.as_fd(), &mut prefix, false)?;
+    }
+    tw.b.into_inner().ctx(|| "finish tar".to_string())
+}
+
 struct TarWriter<W: Write> {
     b: tar::Builder<W>,
     epoch: Option<i64>,

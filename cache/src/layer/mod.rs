@@ -9,7 +9,7 @@ pub(crate) mod literals;
 
 pub use apply::{apply_layer, ApplyMode, ApplyOptions, ApplyStats, DevicePolicy};
 pub use compress::{CompressOptions, Compression, Encoder};
-pub use create::{write_layer, DiffSource, LayerInfo, TarOptions};
+pub use create::{write_entry_tar, write_layer, DiffSource, LayerInfo, TarOptions};
 
 /// Deterministic pseudo-random bytes for the layer tests, without a crate.
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod completion;
 pub mod container;
+pub mod cp;
 pub mod debug;
 pub mod display;
 pub mod exec;
@@ -25,8 +26,10 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod top;
 pub mod version;
 pub mod volume;

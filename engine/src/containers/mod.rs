@@ -2,6 +2,7 @@
 //! remove, exec, list and logs, as engine operations over the records under
 //! `ROOT/containers`, plus the docker syntaxes of their configuration.
 
+mod archive;
 mod attach;
 pub mod config;
 mod create;
@@ -12,9 +13,12 @@ mod list;
 pub mod log;
 mod logs;
 mod settings;
+mod stats;
 mod supervisor;
+mod top;
 pub(crate) mod watch;
 
+pub use archive::{go_file_mode, ArchiveOptions, PathStat, GO_MODE_DIR, GO_MODE_SYMLINK};
 pub use attach::{Attachment, StdinConnector};
 pub use create::{random_name, CreateOptions, Created};
 pub use exec::{ExecOptions, ExecStdio};
@@ -25,7 +29,12 @@ pub use inspect::{
 pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;
 pub use settings::{ContainerMount, ContainerSettings};
+pub use stats::{
+    CpuStats, CpuUsage, MemoryStats, PidsStats, StatsReport, StatsStream, ThrottlingData,
+    STATS_INTERVAL,
+};
 pub use supervisor::{supervise, StartOutcome, SUPERVISOR_COMMAND};
+pub use top::TopResult;
 
 use kiln_executor::spec::{PortMapping, Protocol};
 

@@ -43,6 +43,7 @@ mod copy;
 mod gomatch;
 mod owner;
 mod root;
+mod rooted;
 mod unpack;
 mod unterminated;
 
@@ -63,6 +64,7 @@ use rustix::io::Errno;
 
 pub use chmod::{BadChmod, Chmod};
 pub use owner::Ids;
+pub use rooted::{Found, RootedDir};
 pub use unterminated::UnterminatedTar;
 
 use crate::op::{FileAction, Owner};
@@ -267,7 +269,7 @@ pub fn unpack_stream<R: io::Read + Send + 'static>(
     let root = Root::open(dest).map_err(|e| FileOpError::io("add", display, e))?;
     let reader = unpack::decoder_for(&head, input)
         .map_err(|e| FileOpError::new("add", display, ErrorKind::Archive(e.to_string())))?;
-    unpack::extract_from(root, reader, None, display)
+    unpack::extract_from(root, reader, None, display, false)
 }
 
 /// Runs `actions` in order on `env.dest_root`.

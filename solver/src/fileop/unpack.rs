@@ -168,16 +168,19 @@ pub(crate) fn extract(
     display: &str,
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
-    extract_from(root, decoder(file).map_err(bad)?, chown, display)
+    extract_from(root, decoder(file).map_err(bad)?, chown, display, false)
 }
 
 /// Unpacks the (already decompressed) tar stream `input` into `root`, as
-/// [`extract`] does.
+/// [`extract`] does. With `no_overwrite_dir_non_dir` an entry that would replace a
+/// directory with a non-directory (or the reverse) fails instead (docker cp's
+/// `noOverwriteDirNonDir`).
 pub(crate) fn extract_from(
     root: Root,
     input: Box<dyn Read>,
     chown: Option<Ids>,
     display: &str,
+    no_overwrite_dir_non_dir: bool,
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
     let mut ar = tar::Archive::new(input);
@@ -216,6 +219,21 @@ pub(crate) fn extract_from(
         let existing = leaf.lstat().map_err(err)?;
         let keep_dir =
             existing.is_some_and(|st| file_type(&st) == FileType::Directory && kind.is_dir());
+        if let (true, Some(st)) = (no_overwrite_dir_non_dir, existing) {
+            let was_dir = file_type(&st) == FileType::Directory;
+            if was_dir != kind.is_dir() {
+                let what = if was_dir {
+                    "cannot overwrite directory with non-directory"
+                } else {
+                    "cannot overwrite non-directory with directory"
+                };
+                return Err(FileOpError::new(
+                    A,
+                    format!("{display}: {at}"),
+                    ErrorKind::Archive(what.into()),
+                ));
+            }
+        }
         if existing.is_some() && !keep_dir {
             remove_all_at(&leaf.dir, name).map_err(err)?;
         }
