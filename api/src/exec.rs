@@ -308,9 +308,8 @@ async fn start(mut call: Call) -> HandlerResult {
         crate::body::decode_json_or_default(&bytes)?
     };
     let engine = call.engine.clone();
-    let streams = blocking(move || launch(engine, inst)).await?;
     if body.detach {
-        drop(streams);
+        drop(blocking(move || launch(engine, inst)).await?);
         return Ok(json_response(StatusCode::OK, &serde_json::json!({})));
     }
     if !upgrade {
@@ -318,7 +317,27 @@ async fn start(mut call: Call) -> HandlerResult {
             "exec start without Detach must upgrade the connection (Upgrade: tcp)",
         ));
     }
+    if inst.lock().map(|i| i.started).unwrap_or(true) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the exec instance has been started already",
+        ));
+    }
+    // The program starts once the connection is upgraded, as with dockerd: output written
+    // before the client has read the 101 would be swallowed by clients that buffer the
+    // response's head (the Python SDK's exec_run does).
     crate::server::hijack(&mut call, move |stream| async move {
+        let streams = match blocking(move || launch(engine, inst)).await {
+            Ok(s) => s,
+            Err(e) => {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(format!("{}\n", e.message).as_bytes())
+                    .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        };
         let Streams { mut output, input } = streams;
         let (mut from_client, mut to_client) = tokio::io::split(stream);
         let feeder = tokio::spawn(async move {
