@@ -14,9 +14,10 @@ use kiln_engine::containers::{
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::images::status_only;
 use crate::router::{Call, HandlerResult, Router};
 use crate::stream::{encode_frames, ChannelBody, StdStream};
-use crate::{empty, json_response, ApiError, Body};
+use crate::{empty, json_response, ApiError};
 
 /// Registers the container routes.
 pub fn routes(router: &mut Router) {
@@ -55,30 +56,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("an engine task failed: {e}")))?
 }
 
-fn no_content() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(empty())
-        .unwrap_or_else(|_| Response::new(empty()))
-}
-
-fn status_only(status: StatusCode) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(empty())
-        .unwrap_or_else(|_| Response::new(empty()))
-}
-
 /// A docker string list that may also be sent as one string (`Cmd`, `Entrypoint`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum StringOrList {
+pub(crate) enum StringOrList {
     One(String),
     Many(Vec<String>),
 }
 
 impl StringOrList {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             StringOrList::One(s) => vec![s],
             StringOrList::Many(v) => v,
@@ -302,9 +289,9 @@ async fn start(call: Call) -> HandlerResult {
         })
     })
     .await?;
-    Ok(match outcome {
-        StartOutcome::Started { .. } => no_content(),
-        StartOutcome::AlreadyRunning => status_only(StatusCode::NOT_MODIFIED),
+    status_only(match outcome {
+        StartOutcome::Started { .. } => StatusCode::NO_CONTENT,
+        StartOutcome::AlreadyRunning => StatusCode::NOT_MODIFIED,
     })
 }
 
@@ -438,7 +425,7 @@ async fn kill(call: Call) -> HandlerResult {
     let engine = call.engine.clone();
     let id = call.param("id").to_string();
     blocking(move || Ok(engine.kill_container(&id, signal)?)).await?;
-    Ok(no_content())
+    status_only(StatusCode::NO_CONTENT)
 }
 
 /// `t` (or 1.42's `timeout`); absent: the container's own stop timeout.
@@ -458,10 +445,10 @@ async fn stop(call: Call) -> HandlerResult {
         Ok(running)
     })
     .await?;
-    Ok(if was_running {
-        no_content()
+    status_only(if was_running {
+        StatusCode::NO_CONTENT
     } else {
-        status_only(StatusCode::NOT_MODIFIED)
+        StatusCode::NOT_MODIFIED
     })
 }
 
@@ -471,14 +458,21 @@ async fn restart(call: Call) -> HandlerResult {
     let engine = call.engine.clone();
     let id = call.param("id").to_string();
     blocking(move || Ok(engine.restart_container(&id, timeout)?)).await?;
-    Ok(no_content())
+    status_only(StatusCode::NO_CONTENT)
+}
+
+/// A resize request's `h` and `w` (out-of-range values clamped), for containers and execs.
+pub(crate) fn tty_size(call: &Call) -> Result<(u16, u16), ApiError> {
+    let side = |key: &str| -> Result<u16, ApiError> {
+        Ok(call.query.int(key)?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16)
+    };
+    Ok((side("h")?, side("w")?))
 }
 
 /// `POST /containers/{id}/resize?h=&w=`: 200. A container that has just exited is no
 /// error: the CLI resizes right after start, racing short programs.
 async fn resize(call: Call) -> HandlerResult {
-    let rows = call.query.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
-    let cols = call.query.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let (rows, cols) = tty_size(&call)?;
     let engine = call.engine.clone();
     let id = call.param("id").to_string();
     blocking(move || match engine.resize_container_tty(&id, rows, cols) {
@@ -487,7 +481,7 @@ async fn resize(call: Call) -> HandlerResult {
         Err(_) => Ok(()),
     })
     .await?;
-    Ok(status_only(StatusCode::OK))
+    status_only(StatusCode::OK)
 }
 
 /// `DELETE /containers/{id}?force=`: 204; 409 for a running one without force.
@@ -496,7 +490,7 @@ async fn remove(call: Call) -> HandlerResult {
     let engine = call.engine.clone();
     let id = call.param("id").to_string();
     blocking(move || Ok(engine.remove_container(&id, force)?)).await?;
-    Ok(no_content())
+    status_only(StatusCode::NO_CONTENT)
 }
 
 /// `GET /containers/json?all=&limit=&filters=`.

@@ -15,7 +15,7 @@ use kiln_executor::spec::StdioSpec;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::containers::blocking;
+use crate::containers::{blocking, tty_size, StringOrList};
 use crate::router::{Call, HandlerResult, Router};
 use crate::stream::{encode_frames, StdStream};
 use crate::{json_response, ApiError};
@@ -62,13 +62,6 @@ fn instance(id: &str) -> Result<Arc<Mutex<Instance>>, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
@@ -86,11 +79,7 @@ struct CreateBody {
 async fn create(call: Call) -> HandlerResult {
     let key = call.param("id").to_string();
     let body: CreateBody = crate::body::json(call.body).await?;
-    let cmd = match body.cmd {
-        Some(StringOrList::One(s)) => vec![s],
-        Some(StringOrList::Many(v)) => v,
-        None => Vec::new(),
-    };
+    let cmd = body.cmd.map(StringOrList::into_vec).unwrap_or_default();
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
@@ -396,8 +385,7 @@ async fn inspect(call: Call) -> HandlerResult {
 
 /// `POST /exec/{id}/resize?h=&w=`.
 async fn resize(call: Call) -> HandlerResult {
-    let rows = call.query.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
-    let cols = call.query.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let (rows, cols) = tty_size(&call)?;
     let inst = instance(call.param("id"))?;
     if let Ok(i) = inst.lock() {
         if let Some(fd) = &i.pty {
