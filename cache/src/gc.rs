@@ -173,6 +173,10 @@ pub fn prune(store: &Store, opts: PruneOptions) -> Result<PruneReport> {
             }
         }
     }
+    // The kept build contexts are build cache too: `--all` drops every one not in use.
+    if opts.all {
+        report.leftovers += crate::context_mirror::remove_all_unleased(store.root())?;
+    }
     drop(lock);
     Ok(report)
 }

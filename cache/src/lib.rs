@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod content;
+pub mod context_mirror;
 pub mod digest;
 pub mod error;
 pub(crate) mod fsutil;

@@ -63,7 +63,8 @@ impl Engine {
             images_reclaimable: reclaimable,
             containers: rootfs.len(),
             build_cache: cache.len() + chains.len(),
-            build_cache_size: snapshots_size,
+            // The kept build contexts of archive builds are build cache as well.
+            build_cache_size: snapshots_size + kiln_cache::context_mirror::disk_usage(store.root()),
         })
     }
 

@@ -28,11 +28,20 @@ pub struct Prepared {
     pub dockerfile_name: String,
     /// The Dockerfile's bytes.
     pub dockerfile: Vec<u8>,
-    /// Whether the context is a scratch copy made for this build only (no
-    /// stat cache is worth keeping for it).
-    pub temporary: bool,
-    /// Removes the scratch directory when dropped.
-    _scratch: Option<Scratch>,
+    /// Where the context's stat cache is kept between builds (none for a scratch copy made
+    /// for this build only: no stat cache is worth keeping for it).
+    pub stat_cache: Option<PathBuf>,
+    /// What keeps the context directory for the build: a scratch directory removed when
+    /// dropped, or a leased mirror released when dropped.
+    _hold: Option<Hold>,
+}
+
+/// What a [`Prepared`] context directory made for the build is held by.
+// Never read: each is held for what its drop does.
+#[allow(dead_code)]
+enum Hold {
+    Scratch(Scratch),
+    Mirror(kiln_cache::context_mirror::MirrorLease),
 }
 
 struct Scratch(PathBuf);
@@ -176,6 +185,7 @@ pub fn prepare(
     store: &Store,
     context: BuildContext,
     dockerfile: DockerfileSource,
+    mirror_key: &str,
 ) -> Result<Prepared> {
     match context {
         BuildContext::Directory(dir) => {
@@ -191,16 +201,22 @@ pub fn prepare(
                     (Some(path), rel.display().to_string(), bytes)
                 }
             };
+            let stat_cache = Some(kiln_solver::statcache::cache_file_for(
+                &store.root().join("statcache"),
+                &dir,
+            ));
             Ok(Prepared {
                 dir,
                 dockerfile_path: path,
                 dockerfile_name: name,
                 dockerfile: bytes,
-                temporary: false,
-                _scratch: None,
+                stat_cache,
+                _hold: None,
             })
         }
-        BuildContext::Archive { stream, from } => from_archive(store, stream, from, dockerfile),
+        BuildContext::Archive { stream, from } => {
+            from_archive(store, stream, from, dockerfile, mirror_key)
+        }
         BuildContext::Git(url) => {
             let Some(git) = parse_git_context(&url) else {
                 return Err(Error::invalid(format!(
@@ -209,18 +225,21 @@ pub fn prepare(
             };
             let scratch = Scratch(store.scratch()?);
             let dir = clone(&git, &scratch.0)?;
-            inside(scratch, dir, dockerfile, &url)
+            inside(Hold::Scratch(scratch), dir, dockerfile, &url, None)
         }
     }
 }
 
-/// An archive (perhaps compressed), streamed into a scratch directory, or a Dockerfile
-/// alone.
+/// An archive (perhaps compressed), or a Dockerfile alone. The archive brings the store's
+/// mirror for `mirror_key` up to date (so files unchanged since the last build of that key
+/// are not written again: `kiln_cache::context_mirror`), or, when another build holds that
+/// mirror, is unpacked into a scratch directory.
 fn from_archive(
     store: &Store,
     mut stream: Box<dyn Read + Send>,
     from: &'static str,
     dockerfile: DockerfileSource,
+    mirror_key: &str,
 ) -> Result<Prepared> {
     // docker peeks one tar header block to tell an archive from a Dockerfile.
     let mut head = Vec::with_capacity(512);
@@ -228,19 +247,30 @@ fn from_archive(
         .take(512)
         .read_to_end(&mut head)
         .with_context(|| format!("reading the build context from {from}"))?;
-    let scratch = Scratch(store.scratch()?);
-    let dir = scratch.0.join("context");
-    std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let what = format!("the context in {from}");
+    let unpack_error = |e: fileop::FileOpError| {
+        Error::invalid(format!("unpacking the build context from {from}: {e}"))
+    };
     match fileop::stream_kind(&head) {
         StreamKind::Archive => {
             let input = std::io::Cursor::new(head).chain(stream);
-            fileop::unpack_stream(&dir, input, &format!("the context in {from}")).map_err(|e| {
-                Error::invalid(format!("unpacking the build context from {from}: {e}"))
-            })?;
-            inside(scratch, dir, dockerfile, "-")
+            if let Some(lease) = kiln_cache::context_mirror::lease(store.root(), mirror_key)? {
+                let dir = lease.tree().to_path_buf();
+                fileop::sync_stream(&dir, input, &what).map_err(unpack_error)?;
+                let stat_cache = Some(lease.stat_cache_file());
+                return inside(Hold::Mirror(lease), dir, dockerfile, "-", stat_cache);
+            }
+            let scratch = Scratch(store.scratch()?);
+            let dir = scratch.0.join("context");
+            std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            fileop::unpack_stream(&dir, input, &what).map_err(unpack_error)?;
+            inside(Hold::Scratch(scratch), dir, dockerfile, "-", None)
         }
         StreamKind::Other => {
             // A Dockerfile alone: docker writes it into an otherwise empty context.
+            let scratch = Scratch(store.scratch()?);
+            let dir = scratch.0.join("context");
+            std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
             let mut bytes = head;
             stream
                 .read_to_end(&mut bytes)
@@ -251,20 +281,38 @@ fn from_archive(
                 dockerfile_path: None,
                 dockerfile_name: "Dockerfile".into(),
                 dockerfile: bytes,
-                temporary: true,
-                _scratch: Some(scratch),
+                stat_cache: None,
+                _hold: Some(Hold::Scratch(scratch)),
             })
         }
     }
 }
 
+/// What makes two archive builds "the same project" for the context mirrors: the tags, the
+/// Dockerfile's name and the target (a build without them shares one mirror with the others
+/// alike, which stays correct: a sync makes the mirror what the stream says).
+pub fn mirror_key(tags: &[String], dockerfile: &DockerfileSource, target: Option<&str>) -> String {
+    let file = match dockerfile {
+        DockerfileSource::InContext(p) | DockerfileSource::Path(p) => p.display().to_string(),
+        DockerfileSource::Bytes { name, .. } => name.clone(),
+    };
+    // The docker CLI adds a Dockerfile from outside the context under a new random name
+    // each time (`.dockerfile.` and 20 hex digits): it names no project.
+    let random = file
+        .strip_prefix(".dockerfile.")
+        .is_some_and(|r| r.len() == 20 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    let file = if random { ".dockerfile.*" } else { &file };
+    format!("{}\0{file}\0{}", tags.join(","), target.unwrap_or(""))
+}
+
 /// A context made in `scratch` at `dir`; the Dockerfile is a file inside it, as docker
 /// reads it for remote and archive contexts (a path given as outside is taken as inside).
 fn inside(
-    scratch: Scratch,
+    hold: Hold,
     dir: PathBuf,
     dockerfile: DockerfileSource,
     what: &str,
+    stat_cache: Option<PathBuf>,
 ) -> Result<Prepared> {
     let rel = match dockerfile {
         DockerfileSource::Bytes { name, bytes } => {
@@ -273,8 +321,8 @@ fn inside(
                 dockerfile_path: None,
                 dockerfile_name: name,
                 dockerfile: bytes,
-                temporary: true,
-                _scratch: Some(scratch),
+                stat_cache,
+                _hold: Some(hold),
             });
         }
         DockerfileSource::InContext(rel) | DockerfileSource::Path(rel) => rel,
@@ -285,8 +333,8 @@ fn inside(
         dockerfile_path: Some(path),
         dockerfile_name: rel.display().to_string(),
         dockerfile: bytes,
-        temporary: true,
-        _scratch: Some(scratch),
+        stat_cache,
+        _hold: Some(hold),
     })
 }
 
@@ -412,6 +460,24 @@ fn clone(git: &GitContext, scratch: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_docker_clis_random_dockerfile_name_names_no_project() {
+        let key = |name: &str, tags: &[&str]| {
+            let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+            mirror_key(&tags, &DockerfileSource::InContext(name.into()), None)
+        };
+        assert_eq!(
+            key(".dockerfile.0123456789abcdef0123", &["app:1"]),
+            key(".dockerfile.fedcba9876543210fedc", &["app:1"])
+        );
+        assert_ne!(key("Dockerfile", &["app:1"]), key("Dockerfile", &["app:2"]));
+        assert_ne!(
+            key("Dockerfile", &["app:1"]),
+            key("other.Dockerfile", &["app:1"])
+        );
+        assert_ne!(key(".dockerfile.short", &[]), key(".dockerfile.other", &[]));
+    }
 
     #[test]
     fn git_urls_as_docker_tells_them() {

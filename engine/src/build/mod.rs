@@ -191,7 +191,8 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
     for tag in &opts.tags {
         kiln_cache::image::normalize_name(tag).map_err(|e| Error::invalid(e.to_string()))?;
     }
-    let prepared = context::prepare(store, opts.context, opts.dockerfile)?;
+    let key = context::mirror_key(&opts.tags, &opts.dockerfile, opts.target.as_deref());
+    let prepared = context::prepare(store, opts.context, opts.dockerfile, &key)?;
     let context = prepared.dir.clone();
     let (name, bytes) = (
         prepared.dockerfile_name.clone(),
@@ -278,7 +279,7 @@ fn build(store: &Store, opts: BuildOptions, progress: &Progress) -> Result<Build
             secrets: opts.secrets,
             ssh: opts.ssh,
             epoch: options.epoch,
-            temporary_context: prepared.temporary,
+            stat_cache: prepared.stat_cache.clone(),
             no_new_privileges: opts
                 .security_opts
                 .iter()

@@ -41,6 +41,7 @@
 mod chmod;
 mod copy;
 mod gomatch;
+mod mirror;
 mod owner;
 mod root;
 mod rooted;
@@ -63,6 +64,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 pub use chmod::{BadChmod, Chmod};
+pub use mirror::SyncStats;
 pub use owner::Ids;
 pub use rooted::{Found, RootedDir};
 pub use unterminated::UnterminatedTar;
@@ -269,7 +271,28 @@ pub fn unpack_stream<R: io::Read + Send + 'static>(
     let root = Root::open(dest).map_err(|e| FileOpError::io("add", display, e))?;
     let reader = unpack::decoder_for(&head, input)
         .map_err(|e| FileOpError::new("add", display, ErrorKind::Archive(e.to_string())))?;
-    unpack::extract_from(root, reader, None, display, false)
+    unpack::extract_from(root, reader, None, display, false, None)
+}
+
+/// Brings `dest`, which may hold an earlier unpack, up to date with the tar stream `input`
+/// (plain or compressed), as [`unpack_stream`] would leave an empty directory, but in place:
+/// unchanged regular files stay as they are, and what the stream does not name is removed
+/// (the store's context mirrors). Paths are as hostile as in [`unpack_stream`].
+pub fn sync_stream<R: io::Read + Send + 'static>(
+    dest: &Path,
+    input: R,
+    display: &str,
+) -> Result<SyncStats, FileOpError> {
+    let mut input = io::BufReader::with_capacity(64 * 1024, input);
+    let head = io::BufRead::fill_buf(&mut input)
+        .map_err(|e| FileOpError::io("add", display, e))?
+        .to_vec();
+    let root = Root::open(dest).map_err(|e| FileOpError::io("add", display, e))?;
+    let reader = unpack::decoder_for(&head, input)
+        .map_err(|e| FileOpError::new("add", display, ErrorKind::Archive(e.to_string())))?;
+    let mut mirror = mirror::Mirror::default();
+    unpack::extract_from(root, reader, None, display, false, Some(&mut mirror))?;
+    Ok(mirror.stats)
 }
 
 /// Runs `actions` in order on `env.dest_root`.

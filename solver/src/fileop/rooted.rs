@@ -77,6 +77,7 @@ impl RootedDir {
             None,
             display,
             no_overwrite_dir_non_dir,
+            None,
         )
     }
 }

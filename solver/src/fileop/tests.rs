@@ -955,3 +955,161 @@ fn unpack_stream_keeps_every_entry_inside_the_directory() {
     assert_eq!(read(&inside.join("by-name")), "x");
     assert_eq!(read(&inside.join("through")), "y");
 }
+
+/// A tar of `entries` (path, data; a path ending in `/` is a directory, `path -> target` a
+/// symlink), every entry at mtime `mtime`.
+fn tar_of(entries: &[(&str, &str)], mtime: u64) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        if let Some((name, target)) = path.split_once(" -> ") {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            h.set_link_name(target).unwrap();
+            h.set_path(name).unwrap();
+            h.set_cksum();
+            tar.append(&h, &b""[..]).unwrap();
+        } else if path.ends_with('/') {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            h.set_path(path).unwrap();
+            h.set_cksum();
+            tar.append(&h, &b""[..]).unwrap();
+        } else {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_path(path).unwrap();
+            h.set_cksum();
+            tar.append(&h, data.as_bytes()).unwrap();
+        }
+    }
+    tar.into_inner().unwrap()
+}
+
+/// Every path under `dir` with its kind and content (what a build would see of it).
+fn tree_of(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for p in names {
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let mode = m.mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/ {mode:o} {}", m.mtime()));
+                walk(root, &p, out);
+            } else {
+                out.push(format!("{rel} {mode:o} {} {}", m.mtime(), read(&p)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn a_sync_leaves_what_a_fresh_unpack_would() {
+    let first = tar_of(
+        &[
+            ("a/", ""),
+            ("a/same", "unchanged"),
+            ("a/edited", "old text"),
+            ("a/gone", "removed later"),
+            ("old-dir/", ""),
+            ("old-dir/f", "x"),
+            ("becomes-dir", "a file first"),
+            ("real/", ""),
+            ("l -> real", ""),
+        ],
+        1000,
+    );
+    let second = tar_of(
+        &[
+            ("a/", ""),
+            ("a/same", "unchanged"),
+            // Same size and mtime: only the content tells.
+            ("a/edited", "new text"),
+            ("becomes-dir/", ""),
+            ("becomes-dir/f", "y"),
+            ("real/", ""),
+            ("l -> real", ""),
+            // Below a symlink: lands in real/, and must survive the sweep.
+            ("l/through", "z"),
+            ("new", "fresh"),
+        ],
+        1000,
+    );
+    let mirror = tempfile::tempdir().unwrap();
+    let s1 = sync_stream(mirror.path(), std::io::Cursor::new(first), "first").unwrap();
+    assert_eq!((s1.kept, s1.written, s1.removed), (0, 5, 0));
+    let same_ino = fs::metadata(mirror.path().join("a/same")).unwrap().ino();
+    let edited = fs::File::open(mirror.path().join("a/edited")).unwrap();
+    let s2 = sync_stream(
+        mirror.path(),
+        std::io::Cursor::new(second.clone()),
+        "second",
+    )
+    .unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    unpack_stream(fresh.path(), std::io::Cursor::new(second.clone()), "fresh").unwrap();
+    assert_eq!(tree_of(mirror.path()), tree_of(fresh.path()));
+    assert_eq!(s2.kept, 1, "{s2:?}");
+    assert_eq!(
+        s2.written, 4,
+        "edited, becomes-dir/f, real/through, new: {s2:?}"
+    );
+    assert_eq!(s2.removed, 3, "a/gone, old-dir/f and old-dir: {s2:?}");
+    assert_eq!(
+        fs::metadata(mirror.path().join("a/same")).unwrap().ino(),
+        same_ino,
+        "an unchanged file keeps its inode (and so its stat stamp)"
+    );
+    // The old content was never written over: a reader holding it still reads it.
+    let mut old = String::new();
+    std::io::Read::read_to_string(&mut &edited, &mut old).unwrap();
+    assert_eq!(old, "old text");
+    // The same stream again changes nothing.
+    let s3 = sync_stream(mirror.path(), std::io::Cursor::new(second), "third").unwrap();
+    assert_eq!((s3.kept, s3.written, s3.removed), (5, 0, 0), "{s3:?}");
+    assert_eq!(tree_of(mirror.path()), tree_of(fresh.path()));
+}
+
+#[test]
+fn a_sync_rewrites_a_file_whose_metadata_changed() {
+    let mirror = tempfile::tempdir().unwrap();
+    let t1 = tar_of(&[("f", "same")], 1000);
+    let t2 = tar_of(&[("f", "same")], 2000);
+    sync_stream(mirror.path(), std::io::Cursor::new(t1), "t1").unwrap();
+    let s = sync_stream(mirror.path(), std::io::Cursor::new(t2), "t2").unwrap();
+    assert_eq!((s.kept, s.written), (0, 1));
+    assert_eq!(fs::metadata(mirror.path().join("f")).unwrap().mtime(), 2000);
+}
+
+#[test]
+fn a_sync_keeps_every_entry_inside_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("victim"), "keep me").unwrap();
+    let target = outside.path().to_str().unwrap().to_string();
+    let t = tar_of(
+        &[(&format!("link -> {target}"), ""), ("link/victim", "owned")],
+        0,
+    );
+    sync_stream(dir.path(), std::io::Cursor::new(t.clone()), "t").unwrap();
+    sync_stream(dir.path(), std::io::Cursor::new(t), "t").unwrap();
+    assert_eq!(read(&outside.path().join("victim")), "keep me");
+    let inside = dir.path().join(outside.path().strip_prefix("/").unwrap());
+    assert_eq!(read(&inside.join("victim")), "owned");
+}

@@ -13,6 +13,7 @@ use rustix::fs::{
     chownat, fchmod, fchown, linkat, mkdirat, mknodat, symlinkat, AtFlags, FileType, Mode, OFlags,
 };
 
+use super::mirror::{Mirror, Reuse, Wanted};
 use super::owner::Ids;
 use super::root::{
     clean, file_type, gid_of, set_times_at, set_times_fd, show, uid_of, DirSpec, Root,
@@ -168,19 +169,28 @@ pub(crate) fn extract(
     display: &str,
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
-    extract_from(root, decoder(file).map_err(bad)?, chown, display, false)
+    extract_from(
+        root,
+        decoder(file).map_err(bad)?,
+        chown,
+        display,
+        false,
+        None,
+    )
 }
 
 /// Unpacks the (already decompressed) tar stream `input` into `root`, as
 /// [`extract`] does. With `no_overwrite_dir_non_dir` an entry that would replace a
 /// directory with a non-directory (or the reverse) fails instead (docker cp's
-/// `noOverwriteDirNonDir`).
+/// `noOverwriteDirNonDir`). With `mirror`, `root` holds an earlier unpack to bring up to
+/// date: unchanged regular files are kept (see [`Mirror`]) and every path is recorded.
 pub(crate) fn extract_from(
     root: Root,
     input: Box<dyn Read>,
     chown: Option<Ids>,
     display: &str,
     no_overwrite_dir_non_dir: bool,
+    mut mirror: Option<&mut Mirror>,
 ) -> Result<(), FileOpError> {
     let bad = |e: io::Error| FileOpError::new(A, display, ErrorKind::Archive(e.to_string()));
     let mut ar = tar::Archive::new(input);
@@ -201,7 +211,9 @@ pub(crate) fn extract_from(
         }
         let at = show(&comps);
         let err = |e: io::Error| FileOpError::io(A, format!("{display}: {at}"), e);
-        let h = e.header();
+
+        // Owned: the entry is read (mutably) while its header's fields are still wanted.
+        let h = e.header().clone();
         let kind = h.entry_type();
         // Go's tar reader reads an empty numeric field as 0; so does kiln.
         let mode = h.mode().unwrap_or(0) & 0o7777;
@@ -216,6 +228,9 @@ pub(crate) fn extract_from(
         let Some(name) = leaf.name.as_deref() else {
             continue;
         };
+        if let Some(m) = mirror.as_deref_mut() {
+            m.see(leaf.dir.as_fd(), name).map_err(err)?;
+        }
         let existing = leaf.lstat().map_err(err)?;
         let keep_dir =
             existing.is_some_and(|st| file_type(&st) == FileType::Directory && kind.is_dir());
@@ -234,10 +249,33 @@ pub(crate) fn extract_from(
                 ));
             }
         }
+        let owner = (Some(uid_of(uid)), Some(gid_of(gid)));
+        let plain = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
+        if let (Some(m), true) = (mirror.as_deref_mut(), plain && !has_xattrs(&mut e)) {
+            let want = Wanted {
+                size: h.size().unwrap_or(0),
+                mode,
+                uid,
+                gid,
+                mtime,
+            };
+            match m
+                .reuse_file(leaf.dir.as_fd(), name, existing.as_ref(), &want, &mut e)
+                .map_err(err)?
+            {
+                Reuse::Kept => continue,
+                Reuse::Replaced(f) => {
+                    fchown(&f, owner.0, owner.1).map_err(|e| err(e.into()))?;
+                    fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| err(e.into()))?;
+                    set_times_fd(&f, (mtime, 0), (mtime, 0)).map_err(err)?;
+                    continue;
+                }
+                Reuse::No => {}
+            }
+        }
         if existing.is_some() && !keep_dir {
             remove_all_at(&leaf.dir, name).map_err(err)?;
         }
-        let owner = (Some(uid_of(uid)), Some(gid_of(gid)));
         match kind {
             tar::EntryType::Directory => {
                 if !keep_dir {
@@ -260,6 +298,9 @@ pub(crate) fn extract_from(
                 .map_err(err)?;
                 let mut f = File::from(fd);
                 io::copy(&mut e, &mut f).map_err(err)?;
+                if let Some(m) = mirror.as_deref_mut() {
+                    m.wrote();
+                }
                 fchown(&f, owner.0, owner.1).map_err(|e| err(e.into()))?;
                 fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| err(e.into()))?;
                 set_xattrs(&mut e, f.as_fd());
@@ -315,11 +356,26 @@ pub(crate) fn extract_from(
             _ => {}
         }
     }
+    // What a mirror holds that the stream does not name goes before the directories get
+    // their times: removing it changes them.
+    if let Some(m) = mirror {
+        m.sweep(&root).map_err(|e| FileOpError::io(A, display, e))?;
+    }
     // Children changed the directories' times: set them last, deepest first.
     for (fd, mtime) in dirs.iter().rev() {
         set_times_fd(fd, (*mtime, 0), (*mtime, 0)).map_err(|e| FileOpError::io(A, display, e))?;
     }
     Ok(())
+}
+
+/// Whether the entry carries PAX `SCHILY.xattr.*` records (a mirror never reuses such a
+/// file: comparing xattrs is not worth it for the contexts that have them).
+fn has_xattrs<R: Read>(e: &mut tar::Entry<R>) -> bool {
+    let Ok(Some(exts)) = e.pax_extensions() else {
+        return false;
+    };
+    exts.flatten()
+        .any(|x| x.key_bytes().starts_with(b"SCHILY.xattr."))
 }
 
 /// PAX `SCHILY.xattr.*` records, set best effort.

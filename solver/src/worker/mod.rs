@@ -28,7 +28,7 @@ use crate::graph::{Graph, VertexId};
 use crate::key::{CacheKey, KeyRecord};
 use crate::op::{FileAction, Op, SourceOp};
 use crate::scheduler::{Event, Worker};
-use crate::statcache::{cache_file_for, StatCache};
+use crate::statcache::StatCache;
 
 /// One layer of a filesystem: a blob in the content store and its snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,9 +136,10 @@ pub struct WorkerOptions {
     pub ssh: HashMap<String, PathBuf>,
     /// SOURCE_DATE_EPOCH: layer mtimes are clamped to it.
     pub epoch: Option<i64>,
-    /// The context is a copy made for this build only (from standard input
-    /// or a git clone): no stat cache is kept for its path.
-    pub temporary_context: bool,
+    /// Where the context's stat cache is kept between builds; `None` for a copy made for
+    /// this build only (a git clone, a scratch unpack), whose stat cache is worth nothing
+    /// afterwards. See [`crate::statcache::cache_file_for`] for a context directory's.
+    pub stat_cache: Option<PathBuf>,
     /// `--security-opt no-new-privileges` for RUN steps.
     pub no_new_privileges: bool,
 }
@@ -350,9 +351,10 @@ impl LocalWorker {
         if let Some(index) = slot.as_ref() {
             return Ok(Arc::clone(index));
         }
-        let cache_file =
-            cache_file_for(&self.store.root().join("statcache"), &self.options.context);
-        let mut cache = StatCache::load(&cache_file);
+        let mut cache = match &self.options.stat_cache {
+            Some(file) => StatCache::load(file),
+            None => StatCache::default(),
+        };
         let before = cache.hashes();
         let (index, _stats) = ContextIndex::scan(
             &self.options.context,
@@ -371,8 +373,8 @@ impl LocalWorker {
             *self.context_changes.lock().expect("context changes lock") = changed;
         }
         // The stat cache only saves work; failing to write it is not a build error.
-        if !self.options.temporary_context {
-            let _ = cache.save(&cache_file);
+        if let Some(file) = &self.options.stat_cache {
+            let _ = cache.save(file);
         }
         let index = Arc::new(index);
         *slot = Some(Arc::clone(&index));
