@@ -43,9 +43,9 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
         };
         let found = match (container, args.kind.as_deref()) {
             (Some(found), _) => found,
-            (None, Some("container")) => {
-                Err(kiln_engine::Error::NotFound(format!("No such container: {r}")))
-            }
+            (None, Some("container")) => Err(kiln_engine::Error::NotFound(format!(
+                "No such container: {r}"
+            ))),
             (None, _) => match engine.inspect_image(r) {
                 Ok(img) => Ok(serde_json::to_value(img)?),
                 Err(e) if e.is_not_found() && args.kind.is_none() => {

@@ -262,10 +262,20 @@ pub(crate) fn failed(e: Error) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// docker's exit code for flags that cannot be turned into create options: 125.
+pub(crate) fn bad_flags(e: anyhow::Error) -> ExitCode {
+    eprintln!("kiln: error: {e:#}");
+    ExitCode::from(125)
+}
+
 /// Runs `kiln run`.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
-    let options = create_options(&args)?;
+    let options = match create_options(&args) {
+        Ok(o) => o,
+        // docker's 125 for flags it refuses, as for a create that fails.
+        Err(e) => return Ok(bad_flags(e)),
+    };
     let created = match engine.create_container(&options) {
         Ok(c) => c,
         Err(e) => return Ok(failed(e)),

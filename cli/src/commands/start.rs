@@ -66,7 +66,10 @@ pub struct AttachArgs {
 /// `kiln create`: prints the new container's id.
 pub fn create(globals: &Globals, args: crate::commands::run::Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
-    let options = create_options(&args)?;
+    let options = match create_options(&args) {
+        Ok(o) => o,
+        Err(e) => return Ok(crate::commands::run::bad_flags(e)),
+    };
     match engine.create_container(&options) {
         Ok(created) => {
             for w in &created.warnings {
@@ -109,7 +112,11 @@ pub fn start(globals: &Globals, args: StartArgs) -> anyhow::Result<ExitCode> {
             match started.outcome {
                 Ok(_) => println!("{}", started.name),
                 Err(e) => {
-                    eprintln!("kiln: error: {}: {:#}", started.name, anyhow::Error::from(e));
+                    eprintln!(
+                        "kiln: error: {}: {:#}",
+                        started.name,
+                        anyhow::Error::from(e)
+                    );
                     code = ExitCode::FAILURE;
                 }
             }

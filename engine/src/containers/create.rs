@@ -313,7 +313,12 @@ impl Engine {
         let (lowers, image_id, image_cfg, image_health) = if options.rootfs {
             let lower = std::fs::canonicalize(&options.image)
                 .map_err(|e| Error::io("opening the rootfs", &options.image, e))?;
-            (vec![lower], String::new(), options.image_config.clone(), None)
+            (
+                vec![lower],
+                String::new(),
+                options.image_config.clone(),
+                None,
+            )
         } else {
             let images = self.store()?;
             let found = images.image(&options.image).map_err(|e| match e {

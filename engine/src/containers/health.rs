@@ -204,7 +204,9 @@ impl HealthFlags {
         let duration = |value: &Option<String>, flag: &str| -> Result<u64> {
             let Some(text) = value else { return Ok(0) };
             let ns = kiln_parser::instructions::units::parse_go_duration(text).map_err(|e| {
-                Error::invalid(format!("invalid argument {text:?} for \"--{flag}\" flag: {e}"))
+                Error::invalid(format!(
+                    "invalid argument {text:?} for \"--{flag}\" flag: {e}"
+                ))
             })?;
             u64::try_from(ns).map_err(|_| Error::invalid(format!("--{flag} cannot be negative")))
         };
@@ -299,7 +301,12 @@ impl Health {
     /// Counts one result in (moby `handleProbeResult`); `in_start_period` when the check
     /// started within the start period, where a failure before the first success does not
     /// count. Returns whether the status changed.
-    pub(crate) fn record(&mut self, result: HealthResult, retries: i64, in_start_period: bool) -> bool {
+    pub(crate) fn record(
+        &mut self,
+        result: HealthResult,
+        retries: i64,
+        in_start_period: bool,
+    ) -> bool {
         let before = self.status.clone();
         let ok = result.exit_code == 0;
         self.log.push(result);
@@ -562,7 +569,9 @@ mod tests {
             ..Healthcheck::default()
         };
         assert_eq!(
-            Healthcheck::merged(Some(&none), Some(&image)).unwrap().command(),
+            Healthcheck::merged(Some(&none), Some(&image))
+                .unwrap()
+                .command(),
             None
         );
     }
@@ -580,10 +589,7 @@ mod tests {
         .unwrap();
         assert_eq!(h.test, ["CMD-SHELL", "test -f /ok"]);
         assert_eq!(h.interval, 1_000_000_000);
-        assert_eq!(
-            h.command().unwrap(),
-            ["/bin/sh", "-c", "test -f /ok"]
-        );
+        assert_eq!(h.command().unwrap(), ["/bin/sh", "-c", "test -f /ok"]);
         assert!(HealthFlags::default().healthcheck().unwrap().is_none());
         let e = HealthFlags {
             none: true,
@@ -592,7 +598,10 @@ mod tests {
         }
         .healthcheck()
         .unwrap_err();
-        assert_eq!(e.to_string(), "--no-healthcheck conflicts with --health-* options");
+        assert_eq!(
+            e.to_string(),
+            "--no-healthcheck conflicts with --health-* options"
+        );
         let e = HealthFlags {
             interval: Some("-1s".into()),
             ..HealthFlags::default()

@@ -250,7 +250,10 @@ impl ContainerFilter {
             && any(&self.restart_policies, &|p| {
                 p == settings.restart_policy.shown_name()
             })
-            && (self.all || !self.statuses.is_empty() || state == "running" || state == "restarting")
+            && (self.all
+                || !self.statuses.is_empty()
+                || state == "running"
+                || state == "restarting")
     }
 }
 

@@ -194,6 +194,32 @@ fn send(pid: Option<i32>, sig: Signal) {
     }
 }
 
+/// Sends `sig` to the container's program, and to the program of any run its restart
+/// policy started meanwhile, until the container has exited or `timeout` passes; true when
+/// it has exited.
+fn signal_until_exited(store: &Store, id: &str, sig: Signal, timeout: Duration) -> bool {
+    let start = Instant::now();
+    let watch = DirWatch::new(&store.dir(id));
+    let mut signalled = None;
+    loop {
+        match store.load(id) {
+            Err(_) => return true,
+            Ok(r) if !is_running(&r) => return true,
+            Ok(r) => {
+                if r.pid.is_some() && r.pid != signalled {
+                    send(r.pid, sig);
+                    signalled = r.pid;
+                }
+            }
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        watch.wait(left.min(Duration::from_millis(100)));
+    }
+}
+
 impl Engine {
     /// Finds a container by name, id or unique id prefix ([`Error::NotFound`] when none).
     pub fn find_container(&self, key: &str) -> Result<ContainerRecord> {
@@ -217,13 +243,9 @@ impl Engine {
             // Before the signal: the supervisor must know this end is the user's, and a
             // container waiting to restart ends without a signal.
             mark_user_stop(&store.dir(&rec.id), UserStop::Cancel);
-            send(
-                rec.pid,
-                parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM),
-            );
-            if !wait_exited(&store, &rec.id, timeout) {
-                send(rec.pid, Signal::SIGKILL);
-                wait_exited(&store, &rec.id, Duration::from_secs(10));
+            let stop_signal = parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM);
+            if !signal_until_exited(&store, &rec.id, stop_signal, timeout) {
+                signal_until_exited(&store, &rec.id, Signal::SIGKILL, Duration::from_secs(10));
             }
             self.record_container_event(&rec, "stop", &[]);
         }

@@ -254,7 +254,10 @@ mod tests {
                 .to_string(),
             "invalid restart policy: maximum retry count can only be used with 'on-failure'"
         );
-        let e = RestartPolicy::parse("sometimes").unwrap().validate().unwrap_err();
+        let e = RestartPolicy::parse("sometimes")
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(matches!(e.kind(), Error::Invalid(_)), "{e}");
         assert!(e.to_string().contains("unknown policy 'sometimes'"), "{e}");
     }
@@ -269,7 +272,9 @@ mod tests {
         let unless = RestartPolicy::parse("unless-stopped").unwrap();
         assert!(unless.should_restart(0, 9, false));
         assert!(!unless.should_restart(0, 9, true));
-        assert!(RestartPolicy::parse("always").unwrap().should_restart(0, 0, true));
+        assert!(RestartPolicy::parse("always")
+            .unwrap()
+            .should_restart(0, 0, true));
         assert!(!RestartPolicy::default().should_restart(1, 0, false));
     }
 

@@ -27,8 +27,8 @@ use kiln_executor::state::{ContainerRecord, Status, Store};
 
 use super::health::{Health, HealthMonitor};
 use super::lifecycle::{clear_exit_file, write_exit_file};
-use super::restart::{user_stop, UserStop};
 use super::log::{now_nanos, LogStream, LogWriter};
+use super::restart::{user_stop, UserStop};
 use super::settings::{ContainerMount, ContainerSettings};
 use super::{from_executor, is_running};
 use crate::{Engine, Error, Result};
