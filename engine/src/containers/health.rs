@@ -460,6 +460,16 @@ fn trim_fraction(v: f64) -> String {
 /// until told to stop, recording each result in `health.json` and an event
 /// (`health_status: healthy`) at each change of status.
 pub(crate) struct HealthMonitor {
+    /// The container's id.
+    pub id: String,
+    /// Its directory.
+    pub dir: std::path::PathBuf,
+    /// Its healthcheck.
+    pub check: Healthcheck,
+    /// The program each check runs.
+    pub cmd: Vec<String>,
+    /// When this run started (for the start period).
+    pub started: Instant,
     /// Called with each change of status (for the event).
     pub on_change: Box<dyn Fn(&str) + Send>,
 }
@@ -467,16 +477,8 @@ pub(crate) struct HealthMonitor {
 impl HealthMonitor {
     /// Runs the loop (on the calling thread, which the executor ties each check's life to)
     /// until `stop` receives or its sender is dropped.
-    pub(crate) fn run(
-        self,
-        engine: &Engine,
-        id: &str,
-        dir: &Path,
-        check: &Healthcheck,
-        cmd: &[String],
-        started: Instant,
-        stop: &Receiver<()>,
-    ) {
+    pub(crate) fn run(self, engine: &Engine, stop: &Receiver<()>) {
+        let (check, dir, started) = (&self.check, self.dir.as_path(), self.started);
         let interval = Healthcheck::duration(check.interval, DEFAULT_INTERVAL);
         let start_interval = Healthcheck::duration(check.start_interval, DEFAULT_START_INTERVAL);
         let start_period = Duration::from_nanos(check.start_period);
@@ -494,7 +496,7 @@ impl HealthMonitor {
                 _ => return,
             }
             let began = started.elapsed();
-            let result = probe(engine, id, cmd, timeout);
+            let result = probe(engine, &self.id, &self.cmd, timeout);
             // A result that arrives once the run is ending is dropped, as dockerd does.
             if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
                 return;

@@ -529,6 +529,11 @@ impl Supervisor {
             let event_root = root.clone();
             let event_rec = rec.clone();
             let monitor = HealthMonitor {
+                id: rec.id.clone(),
+                dir,
+                check,
+                cmd,
+                started,
                 on_change: Box::new(move |status| {
                     crate::activity::record(
                         &event_root,
@@ -540,7 +545,7 @@ impl Supervisor {
                     );
                 }),
             };
-            monitor.run(&engine, &rec.id, &dir, &check, &cmd, started, &stop_rx);
+            monitor.run(&engine, &stop_rx);
         });
         (stop_tx, thread)
     }
