@@ -9,8 +9,11 @@
 //! supervisor writes its output to the log (see [`super::log`]), serves its published ports,
 //! and listens on `attach.sock` in the container's directory, where an attacher sends the
 //! program's standard input (`stdin\n` then the bytes) or a terminal size (`resize H W\n`), as
-//! conmon does for podman. At exit it records the exit code (record and exit file) and, for
-//! `--rm`, removes the container.
+//! conmon does for podman. While a run lives a thread of it runs the container's healthcheck
+//! (see [`super::health`]). When the program exits the restart policy decides (see
+//! [`super::restart`]): the supervisor records `restarting`, waits docker's back-off and
+//! starts the program again into the same log; otherwise it records the exit code (record
+//! and exit file) and, for `--rm`, removes the container.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -192,6 +195,8 @@ struct Supervisor {
     rec: ContainerRecord,
     settings: ContainerSettings,
     listener: UnixListener,
+    /// Whether attachers are being served (from the first run on).
+    serving: bool,
 }
 
 impl Supervisor {
@@ -212,6 +217,7 @@ impl Supervisor {
             rec,
             settings,
             listener,
+            serving: false,
         })
     }
 
@@ -307,16 +313,6 @@ impl Supervisor {
             stdin: Arc::new(Mutex::new(None)),
             master: Arc::new(AtomicI32::new(-1)),
         };
-        if let Ok(listener) = self.listener.try_clone() {
-            let (stdin, master) = (io.stdin.clone(), io.master.clone());
-            let stdin_once = self.settings.stdin_once;
-            std::thread::spawn(move || {
-                for conn in listener.incoming().flatten() {
-                    let (stdin, master) = (stdin.clone(), master.clone());
-                    std::thread::spawn(move || serve_attacher(conn, &stdin, stdin_once, &master));
-                }
-            });
-        }
         let mut report = Some(report);
         let mut backoff = super::restart::Backoff::default();
         loop {
@@ -471,6 +467,12 @@ impl Supervisor {
             running.pty_master.as_ref().map_or(-1, |m| m.as_raw_fd()),
             Ordering::SeqCst,
         );
+        if !self.serving {
+            // Only now: an attacher that connected before the start (docker run's order)
+            // waits in the socket's backlog until the run's input is there to take its bytes.
+            self.serving = true;
+            self.serve_attachers(io);
+        }
         for (stream, mut from) in readers {
             let Some(log) = log.cloned() else { continue };
             pumps.push(std::thread::spawn(move || {
@@ -512,6 +514,22 @@ impl Supervisor {
             }
         }
         Some((code, ran))
+    }
+
+    /// Accepts attachers on the supervisor's socket for the rest of its life, each on a
+    /// thread of its own, handing them the current run's input and terminal.
+    fn serve_attachers(&self, io: &RunIo) {
+        let Ok(listener) = self.listener.try_clone() else {
+            return;
+        };
+        let (stdin, master) = (io.stdin.clone(), io.master.clone());
+        let stdin_once = self.settings.stdin_once;
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (stdin, master) = (stdin.clone(), master.clone());
+                std::thread::spawn(move || serve_attacher(conn, &stdin, stdin_once, &master));
+            }
+        });
     }
 
     /// Starts the healthcheck loop of this run on a thread of its own (each check's exec is
