@@ -9,7 +9,8 @@ use hyper::{Method, Response, StatusCode};
 use kiln_engine::containers::config::parse_signal;
 use kiln_engine::containers::log::{parse_rfc3339_nanos, LogChunk, LogStream};
 use kiln_engine::containers::{
-    ContainerFilter, CreateOptions, LogsOptions, StartOutcome, WaitCondition,
+    ContainerFilter, CreateOptions, Healthcheck, LogsOptions, RestartPolicy, StartOutcome,
+    WaitCondition,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -122,6 +123,7 @@ struct HostConfigBody {
     extra_hosts: Option<Vec<String>>,
     dns: Option<Vec<String>>,
     group_add: Option<Vec<String>>,
+    restart_policy: Option<RestartPolicy>,
 }
 
 /// The body of `POST /containers/create` (docker's container config with its host config).
@@ -142,6 +144,7 @@ struct CreateBody {
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
     host_config: HostConfigBody,
+    healthcheck: Option<Healthcheck>,
 }
 
 impl CreateBody {
@@ -246,6 +249,10 @@ impl CreateBody {
             auto_remove: h.auto_remove,
             stop_signal: self.stop_signal.filter(|s| !s.is_empty()),
             stop_timeout: self.stop_timeout.and_then(|t| u64::try_from(t).ok()),
+            // docker's CLI sends `{"Test":null}`-like empty checks for no flag: the image's
+            // check applies then, as dockerd merges field by field.
+            healthcheck: self.healthcheck,
+            restart_policy: h.restart_policy.unwrap_or_default(),
             ..CreateOptions::default()
         })
     }
@@ -496,7 +503,15 @@ async fn remove(call: Call) -> HandlerResult {
 /// `GET /containers/json?all=&limit=&filters=`.
 async fn list(call: Call) -> HandlerResult {
     let filters = call.query.filters()?;
-    filters.validate(&["label", "name", "id", "status", "ancestor"])?;
+    filters.validate(&[
+        "label",
+        "name",
+        "id",
+        "status",
+        "ancestor",
+        "health",
+        "restart-policy",
+    ])?;
     let owned =
         |key: &str| -> Vec<String> { filters.get(key).into_iter().map(String::from).collect() };
     let filter = ContainerFilter {
@@ -511,6 +526,8 @@ async fn list(call: Call) -> HandlerResult {
             .int("limit")?
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0),
+        healths: owned("health"),
+        restart_policies: owned("restart-policy"),
     };
     let engine = call.engine.clone();
     let summaries = blocking(move || Ok(engine.container_summaries(&filter)?)).await?;

@@ -267,6 +267,7 @@ mod tests {
             labels: label
                 .map(|(k, v)| [(k.to_string(), v.to_string())].into_iter().collect())
                 .unwrap_or_default(),
+            restart_count: 0,
         };
         SystemEvent::container(&rec, action, &[])
     }

@@ -20,6 +20,9 @@ pub enum Status {
     Running,
     /// It has exited (see `exit_code`).
     Exited,
+    /// Its program exited and its restart policy starts it again after a back-off: its
+    /// supervisor lives on, `exit_code` is the last run's (docker's `restarting`).
+    Restarting,
 }
 
 /// What kiln remembers about one container.
@@ -79,6 +82,10 @@ pub struct ContainerRecord {
     /// Labels (`--label`, compose's project and service), for `ps --filter label=`.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// How many times its restart policy has restarted it since the user last started it
+    /// (docker's `RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// The containers directory.

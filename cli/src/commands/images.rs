@@ -72,7 +72,7 @@ enum Group {
 pub fn run_group(g: &Globals, args: GroupArgs) -> Result<ExitCode> {
     match args.command {
         Group::Ls(a) => run(g, a),
-        Group::Inspect(a) => super::inspect::run(g, a),
+        Group::Inspect(a) => super::inspect::run_images(g, a),
         Group::History(a) => super::history::run(g, a),
         Group::Tag(a) => super::tag::run(g, a),
         Group::Rm(a) => super::rmi::run(g, a),

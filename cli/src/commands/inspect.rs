@@ -1,4 +1,5 @@
-//! `kiln inspect` / `kiln image inspect`: docker's JSON view of images.
+//! `kiln inspect` / `kiln image inspect`: docker's JSON view of containers and images
+//! (`kiln inspect` looks for a container of that name first, as `docker inspect` does).
 
 use std::process::ExitCode;
 
@@ -9,12 +10,21 @@ use anyhow::Result;
 /// Flags of `kiln image inspect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Images (names or IDs).
+    /// Containers or images (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
+    /// Only this kind of object: container or image.
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image"])]
+    kind: Option<String>,
     /// Format the output: "json" (default) or a Go-template subset such as "{{.Id}}".
     #[arg(short, long)]
     format: Option<String>,
+}
+
+/// `kiln image inspect`: images only.
+pub fn run_images(g: &Globals, mut args: Args) -> Result<ExitCode> {
+    args.kind = Some("image".into());
+    run(g, args)
 }
 
 /// Prints the inspect objects (a JSON array, as docker does).
@@ -23,8 +33,29 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut failed = false;
     for r in &args.images {
-        match engine.inspect_image(r) {
-            Ok(img) => out.push(serde_json::to_value(img)?),
+        let container = match args.kind.as_deref() {
+            None | Some("container") => match engine.inspect_container(r) {
+                Ok(c) => Some(Ok(serde_json::to_value(c)?)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => Some(Err(e)),
+            },
+            _ => None,
+        };
+        let found = match (container, args.kind.as_deref()) {
+            (Some(found), _) => found,
+            (None, Some("container")) => Err(kiln_engine::Error::NotFound(format!(
+                "No such container: {r}"
+            ))),
+            (None, _) => match engine.inspect_image(r) {
+                Ok(img) => Ok(serde_json::to_value(img)?),
+                Err(e) if e.is_not_found() && args.kind.is_none() => {
+                    Err(kiln_engine::Error::NotFound(format!("No such object: {r}")))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match found {
+            Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = true;

@@ -18,18 +18,15 @@ pub struct Args {
     /// Only print container ids.
     #[arg(short, long)]
     quiet: bool,
-    /// Filter: label=K[=V], name=, id=, status=created|running|exited, ancestor=IMAGE.
+    /// Filter: label=K[=V], name=, id=, status=created|running|restarting|exited,
+    /// ancestor=IMAGE, health=starting|healthy|unhealthy|none, restart-policy=NAME.
     #[arg(short, long)]
     filter: Vec<String>,
 }
 
-/// Lists containers.
-pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let mut filter = ContainerFilter {
-        all: args.all,
-        ..ContainerFilter::default()
-    };
-    for f in &args.filter {
+/// Adds docker's `--filter KEY=VALUE`s of containers to `filter`.
+pub(crate) fn add_filters(filter: &mut ContainerFilter, given: &[String]) -> anyhow::Result<()> {
+    for f in given {
         let (key, value) = f
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))?;
@@ -39,10 +36,22 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             "id" => &mut filter.ids,
             "status" => &mut filter.statuses,
             "ancestor" => &mut filter.ancestors,
+            "health" => &mut filter.healths,
+            "restart-policy" => &mut filter.restart_policies,
             other => anyhow::bail!("invalid filter '{other}'"),
         };
         list.push(value.to_string());
     }
+    Ok(())
+}
+
+/// Lists containers.
+pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let mut filter = ContainerFilter {
+        all: args.all,
+        ..ContainerFilter::default()
+    };
+    add_filters(&mut filter, &args.filter)?;
     let summaries = Engine::new(&globals.root).container_summaries(&filter)?;
     if args.quiet {
         for c in summaries {

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kiln_engine::containers::config::parse_size;
 use kiln_engine::containers::log::LogStream;
-use kiln_engine::containers::{CreateOptions, StartOutcome, WaitCondition};
+use kiln_engine::containers::{
+    CreateOptions, HealthFlags, RestartPolicy, StartOutcome, WaitCondition,
+};
 use kiln_engine::{Engine, Error};
 use kiln_executor::image::parse_env_file;
 
@@ -120,6 +122,32 @@ pub struct Args {
     /// An OCI image config (JSON) to apply, for use with --rootfs.
     #[arg(long, value_name = "FILE")]
     image_config: Option<PathBuf>,
+    /// Command to run to check health (run with /bin/sh -c inside the container).
+    #[arg(long, value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    health_retries: Option<i64>,
+    /// Start period for the container to initialize before failing checks count
+    /// (ms|s|m|h) (default 0s).
+    #[arg(long, value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long)]
+    no_healthcheck: bool,
+    /// Restart policy to apply when the container exits: no, on-failure[:max-retries],
+    /// always, unless-stopped.
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    restart: String,
     /// The image (or, with --rootfs, the directory) to run.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -209,6 +237,17 @@ pub(crate) fn create_options(args: &Args) -> anyhow::Result<CreateOptions> {
         auto_remove: args.rm,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
+        healthcheck: HealthFlags {
+            cmd: args.health_cmd.clone(),
+            interval: args.health_interval.clone(),
+            timeout: args.health_timeout.clone(),
+            retries: args.health_retries,
+            start_period: args.health_start_period.clone(),
+            start_interval: args.health_start_interval.clone(),
+            none: args.no_healthcheck,
+        }
+        .healthcheck()?,
+        restart_policy: RestartPolicy::parse(&args.restart)?,
     })
 }
 
@@ -223,10 +262,20 @@ pub(crate) fn failed(e: Error) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// docker's exit code for flags that cannot be turned into create options: 125.
+pub(crate) fn bad_flags(e: anyhow::Error) -> ExitCode {
+    eprintln!("kiln: error: {e:#}");
+    ExitCode::from(125)
+}
+
 /// Runs `kiln run`.
 pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
-    let options = create_options(&args)?;
+    let options = match create_options(&args) {
+        Ok(o) => o,
+        // docker's 125 for flags it refuses, as for a create that fails.
+        Err(e) => return Ok(bad_flags(e)),
+    };
     let created = match engine.create_container(&options) {
         Ok(c) => c,
         Err(e) => return Ok(failed(e)),

@@ -19,8 +19,17 @@ pub struct StartArgs {
     /// Attach this terminal's input too.
     #[arg(short, long)]
     interactive: bool,
+    /// Start the stopped containers whose restart policy docker's daemon would start at
+    /// its own start (always; unless-stopped not stopped by the user; on-failure after a
+    /// failure): what kiln-restart.service runs at boot.
+    #[arg(long, conflicts_with_all = ["containers", "attach", "interactive"])]
+    all: bool,
+    /// With --all: only containers that pass these filters (as `kiln ps --filter`,
+    /// e.g. restart-policy=always, label=K=V).
+    #[arg(short, long, requires = "all")]
+    filter: Vec<String>,
     /// Containers (names or ids).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     containers: Vec<String>,
 }
 
@@ -57,7 +66,10 @@ pub struct AttachArgs {
 /// `kiln create`: prints the new container's id.
 pub fn create(globals: &Globals, args: crate::commands::run::Args) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
-    let options = create_options(&args)?;
+    let options = match create_options(&args) {
+        Ok(o) => o,
+        Err(e) => return Ok(crate::commands::run::bad_flags(e)),
+    };
     match engine.create_container(&options) {
         Ok(created) => {
             for w in &created.warnings {
@@ -92,6 +104,25 @@ fn for_each(
 /// `kiln start`.
 pub fn start(globals: &Globals, args: StartArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(&globals.root);
+    if args.all {
+        let mut filter = kiln_engine::containers::ContainerFilter::default();
+        crate::commands::ps::add_filters(&mut filter, &args.filter)?;
+        let mut code = ExitCode::SUCCESS;
+        for started in engine.start_by_restart_policy(&filter)? {
+            match started.outcome {
+                Ok(_) => println!("{}", started.name),
+                Err(e) => {
+                    eprintln!(
+                        "kiln: error: {}: {:#}",
+                        started.name,
+                        anyhow::Error::from(e)
+                    );
+                    code = ExitCode::FAILURE;
+                }
+            }
+        }
+        return Ok(code);
+    }
     if args.attach || args.interactive {
         let [one] = args.containers.as_slice() else {
             anyhow::bail!("you cannot start and attach multiple containers at once");

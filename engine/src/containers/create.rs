@@ -91,6 +91,11 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds.
     pub stop_timeout: Option<u64>,
+    /// The user's healthcheck (`--health-*`, `--no-healthcheck`, the API's
+    /// `Config.Healthcheck`), over the image's; `None` keeps the image's.
+    pub healthcheck: Option<super::health::Healthcheck>,
+    /// `--restart` (the API's `HostConfig.RestartPolicy`).
+    pub restart_policy: super::restart::RestartPolicy,
 }
 
 /// A created container.
@@ -292,14 +297,28 @@ impl Engine {
                 )));
             }
         }
+        if let Some(h) = &options.healthcheck {
+            h.validate()?;
+        }
+        options.restart_policy.validate()?;
+        if options.auto_remove && !options.restart_policy.is_none() {
+            return Err(Error::invalid(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
+        }
         let id = kiln_executor::state::new_id();
         let dir = store.dir(&id);
         let mut warnings = Vec::new();
 
-        let (lowers, image_id, image_cfg) = if options.rootfs {
+        let (lowers, image_id, image_cfg, image_health) = if options.rootfs {
             let lower = std::fs::canonicalize(&options.image)
                 .map_err(|e| Error::io("opening the rootfs", &options.image, e))?;
-            (vec![lower], String::new(), options.image_config.clone())
+            (
+                vec![lower],
+                String::new(),
+                options.image_config.clone(),
+                None,
+            )
         } else {
             let images = self.store()?;
             let found = images.image(&options.image).map_err(|e| match e {
@@ -311,7 +330,8 @@ impl Engine {
             let mut lowers = images.unpack(&found)?;
             lowers.reverse();
             let cfg = found.config.config().clone().unwrap_or_default();
-            (lowers, found.id.to_string(), Some(cfg))
+            let health = super::health::image_healthcheck(&found.config_raw);
+            (lowers, found.id.to_string(), Some(cfg), health)
         };
 
         let composed = compose(
@@ -412,6 +432,11 @@ impl Engine {
                 .unwrap_or_else(|| composed.stop_signal.clone()),
             stop_timeout: options.stop_timeout,
             auto_remove: options.auto_remove,
+            healthcheck: super::health::Healthcheck::merged(
+                options.healthcheck.as_ref(),
+                image_health.as_ref(),
+            ),
+            restart_policy: options.restart_policy.clone(),
         };
         let rec = ContainerRecord {
             id: id.clone(),
@@ -438,6 +463,7 @@ impl Engine {
             finished_at: None,
             error: None,
             labels: options.labels.clone(),
+            restart_count: 0,
         };
         for d in [dir.join("upper"), dir.join("work")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating", &d, e))?;

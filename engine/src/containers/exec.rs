@@ -50,6 +50,12 @@ impl Engine {
         }
         let store = self.containers()?;
         let rec = store.find(key).map_err(from_executor)?;
+        if rec.status == kiln_executor::state::Status::Restarting && is_running(&rec) {
+            return Err(Error::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                rec.id
+            )));
+        }
         let Some(pid) = rec.pid.filter(|_| is_running(&rec)) else {
             return Err(Error::Conflict(format!("container {key} is not running")));
         };

@@ -8,15 +8,19 @@ use kiln_executor::spec::{NetworkMode, PortMapping, Protocol};
 use kiln_executor::state::{ContainerRecord, Status};
 use serde::Serialize;
 
+use super::health::{Health, Healthcheck};
 use super::log::rfc3339_nanos;
+use super::restart::RestartPolicy;
 use super::settings::{ContainerMount, ContainerSettings};
 use super::{from_executor, is_running};
 use crate::events::human_duration;
 use crate::{Engine, Error, Result};
 
-/// docker's state word: `created`, `running` or `exited`.
+/// docker's state word: `created`, `running`, `restarting` or `exited`.
 pub fn state_name(rec: &ContainerRecord) -> &'static str {
-    if is_running(rec) {
+    if rec.status == Status::Restarting && is_running(rec) {
+        "restarting"
+    } else if is_running(rec) {
         "running"
     } else if rec.status == Status::Created && rec.start_count == 0 {
         "created"
@@ -30,12 +34,18 @@ fn secs_ago(nanos: Option<u64>, fallback_secs: u64) -> u64 {
     kiln_executor::state::now().saturating_sub(then)
 }
 
-/// docker's status column: `Up 5 seconds`, `Exited (3) 2 minutes ago`, `Created`.
+/// docker's status column: `Up 5 seconds`, `Exited (3) 2 minutes ago`, `Created`,
+/// `Restarting (1) 2 seconds ago`; see [`status_text_with_health`] for `(healthy)`.
 pub fn status_text(rec: &ContainerRecord) -> String {
     match state_name(rec) {
         "running" => format!(
             "Up {}",
             human_duration(secs_ago(rec.started_at, rec.created))
+        ),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            rec.exit_code.unwrap_or(0),
+            human_duration(secs_ago(rec.finished_at, rec.created))
         ),
         "created" => "Created".to_string(),
         _ => format!(
@@ -44,6 +54,23 @@ pub fn status_text(rec: &ContainerRecord) -> String {
             human_duration(secs_ago(rec.finished_at, rec.created))
         ),
     }
+}
+
+/// The status column with the health of a running container after it, as docker's
+/// `Up 5 seconds (healthy)`, `Up 1 second (health: starting)`.
+pub fn status_text_with_health(rec: &ContainerRecord, health: Option<&Health>) -> String {
+    let text = status_text(rec);
+    match health {
+        Some(h) if state_name(rec) == "running" => format!("{text} ({})", h.ps_text()),
+        _ => text,
+    }
+}
+
+/// A container's health as `ps` and `inspect` show it: the stored state, when it has a
+/// check and has been started with it.
+fn current_health(settings: &ContainerSettings, dir: &std::path::Path) -> Option<Health> {
+    settings.healthcheck.as_ref()?.command()?;
+    Health::load(dir)
 }
 
 /// One published port in a summary.
@@ -152,6 +179,19 @@ pub struct ContainerSummary {
     pub network_settings: SummaryNetworks,
     /// Its mounts.
     pub mounts: Vec<MountPoint>,
+    /// Its health (`{"Status","FailingStreak"}`), when it has a healthcheck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSummary>,
+}
+
+/// `Health` of a summary (docker's `HealthSummary`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthSummary {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    /// Consecutive failed checks.
+    pub failing_streak: u32,
 }
 
 /// docker's filters of `ps` (`--filter`, the API's `filters`): each list empty means any;
@@ -172,11 +212,22 @@ pub struct ContainerFilter {
     pub ancestors: Vec<String>,
     /// Only the newest N (`-n`).
     pub limit: Option<usize>,
+    /// `health=starting|healthy|unhealthy|none`.
+    pub healths: Vec<String>,
+    /// `restart-policy=no|always|on-failure|unless-stopped` (podman's filter).
+    pub restart_policies: Vec<String>,
 }
 
 impl ContainerFilter {
-    fn matches(&self, rec: &ContainerRecord, settings: &ContainerSettings) -> bool {
+    fn matches(
+        &self,
+        rec: &ContainerRecord,
+        settings: &ContainerSettings,
+        health: Option<&Health>,
+    ) -> bool {
         let state = state_name(rec);
+        // docker's `health=`: `none` for a container without a check.
+        let health_word = health.map_or("none", |h| h.status.as_str());
         let labels_ok = self.labels.iter().all(|l| match l.split_once('=') {
             Some((k, v)) => rec.labels.get(k).is_some_and(|x| x == v),
             None => rec.labels.contains_key(l),
@@ -195,7 +246,14 @@ impl ContainerFilter {
                     || settings.image_id == a
                     || settings.image_id.strip_prefix("sha256:") == Some(a)
             })
-            && (self.all || !self.statuses.is_empty() || state == "running")
+            && any(&self.healths, &|h| h == health_word)
+            && any(&self.restart_policies, &|p| {
+                p == settings.restart_policy.shown_name()
+            })
+            && (self.all
+                || !self.statuses.is_empty()
+                || state == "running"
+                || state == "restarting")
     }
 }
 
@@ -305,7 +363,11 @@ fn endpoint(settings: &ContainerSettings) -> EndpointSummary {
     }
 }
 
-fn summary(rec: &ContainerRecord, settings: &ContainerSettings) -> ContainerSummary {
+fn summary(
+    rec: &ContainerRecord,
+    settings: &ContainerSettings,
+    health: Option<&Health>,
+) -> ContainerSummary {
     let network = network_name(settings);
     ContainerSummary {
         id: rec.id.clone(),
@@ -317,7 +379,7 @@ fn summary(rec: &ContainerRecord, settings: &ContainerSettings) -> ContainerSumm
         ports: port_summaries(rec, settings),
         labels: rec.labels.clone(),
         state: state_name(rec).into(),
-        status: status_text(rec),
+        status: status_text_with_health(rec, health),
         host_config: SummaryHostConfig {
             network_mode: network.clone(),
         },
@@ -325,6 +387,10 @@ fn summary(rec: &ContainerRecord, settings: &ContainerSettings) -> ContainerSumm
             networks: [(network, endpoint(settings))].into_iter().collect(),
         },
         mounts: mount_points(settings),
+        health: health.map(|h| HealthSummary {
+            status: h.status.clone(),
+            failing_streak: h.failing_streak,
+        }),
     }
 }
 
@@ -338,7 +404,7 @@ pub struct ContainerState {
     pub running: bool,
     /// Always false (no pause yet).
     pub paused: bool,
-    /// Always false (no restart policies yet).
+    /// Waiting to be restarted by its restart policy.
     pub restarting: bool,
     /// Killed by the OOM killer (not tracked yet: false).
     #[serde(rename = "OOMKilled")]
@@ -355,6 +421,9 @@ pub struct ContainerState {
     pub started_at: String,
     /// RFC 3339 (docker's zero time when never).
     pub finished_at: String,
+    /// Its health, when it has a healthcheck and has been started with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// `Config` of `inspect`.
@@ -400,6 +469,9 @@ pub struct InspectConfig {
     /// Stop timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
+    /// The healthcheck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
 }
 
 /// A port binding of `HostConfig.PortBindings` and `NetworkSettings.Ports`.
@@ -422,8 +494,8 @@ pub struct InspectHostConfig {
     pub network_mode: String,
     /// Requested port bindings.
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
-    /// `{"Name":"no","MaximumRetryCount":0}`: no restart policies yet.
-    pub restart_policy: serde_json::Value,
+    /// `{"Name":"on-failure","MaximumRetryCount":2}`.
+    pub restart_policy: RestartPolicy,
     /// `--rm`.
     pub auto_remove: bool,
     /// Added capabilities are folded into the set; not kept apart.
@@ -489,7 +561,7 @@ pub struct ContainerInspect {
     pub log_path: String,
     /// `/name`.
     pub name: String,
-    /// Starts after the first (no restart policies yet: the starts beyond one).
+    /// Restarts its restart policy made since the user last started it.
     pub restart_count: u32,
     /// `overlay2` (what docker users read it as: an overlay of the image's layers).
     pub driver: String,
@@ -584,11 +656,11 @@ fn inspect(
         status: state_name(rec).into(),
         running,
         paused: false,
-        restarting: false,
+        restarting: state_name(rec) == "restarting",
         oom_killed: false,
         dead: false,
         pid: if running { rec.pid.unwrap_or(0) } else { 0 },
-        exit_code: if running {
+        exit_code: if running && state_name(rec) != "restarting" {
             0
         } else {
             rec.exit_code
@@ -597,6 +669,7 @@ fn inspect(
         error: rec.error.clone().unwrap_or_default(),
         started_at: time(rec.started_at),
         finished_at: time(rec.finished_at),
+        health: current_health(settings, dir),
     };
     ContainerInspect {
         id: rec.id.clone(),
@@ -610,14 +683,17 @@ fn inspect(
         hosts_path: dir.join("hosts").display().to_string(),
         log_path: dir.join("log").display().to_string(),
         name: format!("/{}", rec.name),
-        restart_count: rec.start_count.saturating_sub(1),
+        restart_count: rec.restart_count,
         driver: "overlay2".into(),
         platform: "linux".into(),
         host_config: InspectHostConfig {
             binds,
             network_mode: network.clone(),
             port_bindings,
-            restart_policy: serde_json::json!({"Name": "no", "MaximumRetryCount": 0}),
+            restart_policy: RestartPolicy {
+                name: settings.restart_policy.shown_name().to_string(),
+                maximum_retry_count: settings.restart_policy.maximum_retry_count,
+            },
             auto_remove: settings.auto_remove,
             cap_add: None,
             cap_drop: None,
@@ -673,6 +749,7 @@ fn inspect(
             labels: settings.labels.clone(),
             stop_signal: settings.stop_signal.clone(),
             stop_timeout: settings.stop_timeout,
+            healthcheck: settings.healthcheck.clone(),
         },
         network_settings: InspectNetworkSettings {
             ports,
@@ -690,9 +767,11 @@ impl Engine {
         store.cleanup_stale();
         let mut out = Vec::new();
         for rec in store.list() {
-            let settings = ContainerSettings::load(&store.dir(&rec.id)).unwrap_or_default();
-            if filter.matches(&rec, &settings) {
-                out.push(summary(&rec, &settings));
+            let dir = store.dir(&rec.id);
+            let settings = ContainerSettings::load(&dir).unwrap_or_default();
+            let health = current_health(&settings, &dir);
+            if filter.matches(&rec, &settings, health.as_ref()) {
+                out.push(summary(&rec, &settings, health.as_ref()));
             }
             if filter.limit.is_some_and(|n| out.len() >= n) {
                 break;

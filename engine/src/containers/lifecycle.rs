@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 
 use super::config::parse_signal;
 use super::from_executor;
+use super::restart::{mark_user_stop, UserStop};
 use super::supervisor::StartOutcome;
 use super::watch::DirWatch;
 use crate::{Engine, Error, Result};
@@ -22,6 +23,12 @@ pub fn is_running(rec: &ContainerRecord) -> bool {
         && rec
             .supervisor
             .is_some_and(|p| process_alive(p, rec.supervisor_start))
+}
+
+/// Whether the container waits to be restarted by its policy: its last run has ended, as
+/// docker's waiters see it (dockerd wakes them at each exit that leads to a restart).
+fn restarting(rec: &ContainerRecord) -> bool {
+    rec.status == Status::Restarting
 }
 
 /// The file in a container's directory holding its last exit code, written in place (never
@@ -112,16 +119,17 @@ impl ExitWatch {
         let done = match (&rec, self.condition) {
             (None, _) => true,
             (Some(_), WaitCondition::Removed) => false,
-            (Some(r), WaitCondition::NotRunning) => !is_running(r),
+            (Some(r), WaitCondition::NotRunning) => !is_running(r) || restarting(r),
             (Some(r), WaitCondition::NextExit) => {
-                r.start_count > self.run || (r.start_count == self.run && !is_running(r))
+                r.start_count > self.run
+                    || (r.start_count == self.run && (!is_running(r) || restarting(r)))
             }
         };
         if !done {
             return None;
         }
         Some(match rec {
-            Some(r) if r.status == Status::Exited => WaitOutcome {
+            Some(r) if r.status == Status::Exited || restarting(&r) => WaitOutcome {
                 exit_code: r.exit_code.unwrap_or(0),
                 error: r.error,
             },
@@ -186,6 +194,32 @@ fn send(pid: Option<i32>, sig: Signal) {
     }
 }
 
+/// Sends `sig` to the container's program, and to the program of any run its restart
+/// policy started meanwhile, until the container has exited or `timeout` passes; true when
+/// it has exited.
+fn signal_until_exited(store: &Store, id: &str, sig: Signal, timeout: Duration) -> bool {
+    let start = Instant::now();
+    let watch = DirWatch::new(&store.dir(id));
+    let mut signalled = None;
+    loop {
+        match store.load(id) {
+            Err(_) => return true,
+            Ok(r) if !is_running(&r) => return true,
+            Ok(r) => {
+                if r.pid.is_some() && r.pid != signalled {
+                    send(r.pid, sig);
+                    signalled = r.pid;
+                }
+            }
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        watch.wait(left.min(Duration::from_millis(100)));
+    }
+}
+
 impl Engine {
     /// Finds a container by name, id or unique id prefix ([`Error::NotFound`] when none).
     pub fn find_container(&self, key: &str) -> Result<ContainerRecord> {
@@ -206,13 +240,12 @@ impl Engine {
             Duration::from_secs(secs)
         });
         if is_running(&rec) {
-            send(
-                rec.pid,
-                parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM),
-            );
-            if !wait_exited(&store, &rec.id, timeout) {
-                send(rec.pid, Signal::SIGKILL);
-                wait_exited(&store, &rec.id, Duration::from_secs(10));
+            // Before the signal: the supervisor must know this end is the user's, and a
+            // container waiting to restart ends without a signal.
+            mark_user_stop(&store.dir(&rec.id), UserStop::Cancel);
+            let stop_signal = parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM);
+            if !signal_until_exited(&store, &rec.id, stop_signal, timeout) {
+                signal_until_exited(&store, &rec.id, Signal::SIGKILL, Duration::from_secs(10));
             }
             self.record_container_event(&rec, "stop", &[]);
         }
@@ -222,10 +255,27 @@ impl Engine {
     /// Sends `signal` (a name or number, see [`parse_signal`]) to a running container's first
     /// process; a container that is not running is an [`Error::Conflict`].
     pub fn kill_container(&self, key: &str, signal: Signal) -> Result<()> {
-        let rec = self.find_container(key)?;
+        let store = self.containers()?;
+        let rec = store.find(key).map_err(from_executor)?;
         if !is_running(&rec) {
             return Err(Error::Conflict(format!("container {key} is not running")));
         }
+        // dockerd's `killWithSignal`: any kill by the user marks the container stopped by
+        // its user, and ends its restarts unless it has a stop signal of its own and this
+        // is neither that nor SIGKILL (kiln records SIGTERM when none was set: the same
+        // rule then).
+        let ends_restarts = match parse_signal(&rec.stop_signal) {
+            Ok(s) if s != Signal::SIGTERM && signal != Signal::SIGKILL => s == signal,
+            _ => true,
+        };
+        mark_user_stop(
+            &store.dir(&rec.id),
+            if ends_restarts {
+                UserStop::Cancel
+            } else {
+                UserStop::Manual
+            },
+        );
         send(rec.pid, signal);
         self.record_container_event(&rec, "kill", &[("signal", (signal as i32).to_string())]);
         Ok(())
@@ -294,6 +344,7 @@ impl Engine {
                     "container {key} is running: stop it first or use rm -f"
                 )));
             }
+            mark_user_stop(&store.dir(&rec.id), UserStop::Cancel);
             send(rec.pid, Signal::SIGKILL);
             if !wait_exited(&store, &rec.id, Duration::from_secs(5)) {
                 // The supervisor hangs: killing it takes the container (PDEATHSIG) and its ports along.
@@ -348,6 +399,7 @@ mod tests {
             finished_at: None,
             error: None,
             labels: Default::default(),
+            restart_count: 0,
         }
     }
 

@@ -179,8 +179,12 @@ impl Follow {
     pub fn ended(&self) -> bool {
         match self.store.load(&self.id) {
             Err(_) => true,
+            // A run that waits for its restart has ended too (dockerd closes its logger).
             Ok(r) => {
-                r.start_count > self.run || (r.start_count == self.run && !super::is_running(&r))
+                r.start_count > self.run
+                    || (r.start_count == self.run
+                        && (!super::is_running(&r)
+                            || r.status == kiln_executor::state::Status::Restarting))
             }
         }
     }

@@ -7,11 +7,13 @@ mod attach;
 pub mod config;
 mod create;
 mod exec;
+mod health;
 mod inspect;
 mod lifecycle;
 mod list;
 pub mod log;
 mod logs;
+mod restart;
 mod settings;
 mod stats;
 mod supervisor;
@@ -22,12 +24,14 @@ pub use archive::{go_file_mode, ArchiveOptions, PathStat, GO_MODE_DIR, GO_MODE_S
 pub use attach::{Attachment, StdinConnector};
 pub use create::{random_name, CreateOptions, Created};
 pub use exec::{ExecOptions, ExecStdio};
+pub use health::{Health, HealthFlags, HealthResult, Healthcheck, HEALTHY, STARTING, UNHEALTHY};
 pub use inspect::{
-    state_name, status_text, ContainerFilter, ContainerInspect, ContainerState, ContainerSummary,
-    MountPoint, PortSummary,
+    state_name, status_text, status_text_with_health, ContainerFilter, ContainerInspect,
+    ContainerState, ContainerSummary, HealthSummary, MountPoint, PortSummary,
 };
 pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;
+pub use restart::{PolicyStart, RestartPolicy, ALWAYS, NO, ON_FAILURE, UNLESS_STOPPED};
 pub use settings::{ContainerMount, ContainerSettings};
 pub use stats::{
     CpuStats, CpuUsage, MemoryStats, PidsStats, StatsReport, StatsStream, ThrottlingData,

@@ -113,6 +113,12 @@ pub struct ContainerSettings {
     pub stop_timeout: Option<u64>,
     /// Removed when it exits.
     pub auto_remove: bool,
+    /// The healthcheck (the image's under the user's overrides; `None`: none).
+    #[serde(default)]
+    pub healthcheck: Option<super::health::Healthcheck>,
+    /// The restart policy.
+    #[serde(default)]
+    pub restart_policy: super::restart::RestartPolicy,
 }
 
 /// Where a container's settings are.

@@ -9,8 +9,11 @@
 //! supervisor writes its output to the log (see [`super::log`]), serves its published ports,
 //! and listens on `attach.sock` in the container's directory, where an attacher sends the
 //! program's standard input (`stdin\n` then the bytes) or a terminal size (`resize H W\n`), as
-//! conmon does for podman. At exit it records the exit code (record and exit file) and, for
-//! `--rm`, removes the container.
+//! conmon does for podman. While a run lives a thread of it runs the container's healthcheck
+//! (see [`super::health`]). When the program exits the restart policy decides (see
+//! [`super::restart`]): the supervisor records `restarting`, waits docker's back-off and
+//! starts the program again into the same log; otherwise it records the exit code (record
+//! and exit file) and, for `--rm`, removes the container.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -18,13 +21,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kiln_executor::spec::{ContainerSpec, MountSpec, NetworkSpec, Rootfs, StdioSpec};
 use kiln_executor::state::{ContainerRecord, Status, Store};
 
+use super::health::{Health, HealthMonitor};
 use super::lifecycle::{clear_exit_file, write_exit_file};
 use super::log::{now_nanos, LogStream, LogWriter};
+use super::restart::{user_stop, UserStop};
 use super::settings::{ContainerMount, ContainerSettings};
 use super::{from_executor, is_running};
 use crate::{Engine, Error, Result};
@@ -85,6 +92,7 @@ impl Engine {
             return Ok(StartOutcome::AlreadyRunning);
         }
         let dir = store.dir(&rec.id);
+        super::restart::clear_user_stop(&dir);
         let (report, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::Internal(format!("creating a pipe: {e}")))?;
         let err_path = dir.join("supervisor.err");
@@ -173,6 +181,12 @@ pub fn supervise(root: &Path, id: &str) -> ! {
     std::process::exit(code)
 }
 
+/// What attachers reach of the current run: its input, and its pty master (-1: none).
+struct RunIo {
+    stdin: Arc<Mutex<Option<File>>>,
+    master: Arc<AtomicI32>,
+}
+
 /// One start of one container.
 struct Supervisor {
     root: PathBuf,
@@ -181,6 +195,8 @@ struct Supervisor {
     rec: ContainerRecord,
     settings: ContainerSettings,
     listener: UnixListener,
+    /// Whether attachers are being served (from the first run on).
+    serving: bool,
 }
 
 impl Supervisor {
@@ -201,6 +217,7 @@ impl Supervisor {
             rec,
             settings,
             listener,
+            serving: false,
         })
     }
 
@@ -282,13 +299,66 @@ impl Supervisor {
         Ok(spec)
     }
 
-    /// Starts the program, reports, tends it until it exits; returns the process's exit code.
-    fn run(mut self, mut report: File) -> i32 {
+    /// Starts the program, reports, tends it until it exits, and starts it again while its
+    /// restart policy says so; returns the process's exit code.
+    fn run(mut self, report: File) -> i32 {
+        clear_exit_file(&self.dir);
+        // A user's start begins the count again (docker's `ResetRestartManager`).
+        self.rec.restart_count = 0;
+        // One log for every run: `logs` shows each attempt's lines, as docker's does.
+        let log = LogWriter::open(&self.dir.join("log"))
+            .ok()
+            .map(|l| Arc::new(Mutex::new(l)));
+        let io = RunIo {
+            stdin: Arc::new(Mutex::new(None)),
+            master: Arc::new(AtomicI32::new(-1)),
+        };
+        let mut report = Some(report);
+        let mut backoff = super::restart::Backoff::default();
+        loop {
+            let Some((code, ran)) = self.run_once(&mut report, log.as_ref(), &io) else {
+                return 0;
+            };
+            let stop = user_stop(&self.dir);
+            let again = stop != Some(UserStop::Cancel)
+                && self.settings.restart_policy.should_restart(
+                    code,
+                    self.rec.restart_count,
+                    stop.is_some(),
+                );
+            if !again || !self.still_ours() {
+                self.finish(code);
+                return 0;
+            }
+            self.restarting(code);
+            if !self.back_off(backoff.next(ran)) {
+                self.stopped_while_restarting(code);
+                return 0;
+            }
+        }
+    }
+
+    /// One run: the program started (reported to the caller on the first), logged, checked
+    /// for health, waited for. Returns its exit code and how long it ran, or `None` when it
+    /// could not start (recorded then).
+    fn run_once(
+        &mut self,
+        report: &mut Option<File>,
+        log: Option<&Arc<Mutex<LogWriter>>>,
+        io: &RunIo,
+    ) -> Option<(i32, Duration)> {
+        let fail = |report: &mut Option<File>, message: &str| {
+            if let Some(mut r) = report.take() {
+                let _ = write!(r, "err 125\n{message}");
+            }
+        };
         let mut spec = match self.spec() {
             Ok(s) => s,
             Err(e) => {
-                let _ = write!(report, "err 125\n{}", e.display_chain());
-                return 1;
+                fail(report, &e.display_chain());
+                self.rec.error = Some(e.display_chain());
+                self.finish(125);
+                return None;
             }
         };
         let tty = self.settings.tty;
@@ -298,8 +368,9 @@ impl Supervisor {
         if !tty {
             for stream in [LogStream::Stdout, LogStream::Stderr] {
                 let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-                    let _ = write!(report, "err 125\ncreating a pipe");
-                    return 1;
+                    fail(report, "creating a pipe");
+                    self.finish(125);
+                    return None;
                 };
                 readers.push((stream, File::from(r)));
                 match stream {
@@ -324,18 +395,19 @@ impl Supervisor {
             spec.stderr = StdioSpec::Null;
         }
 
-        clear_exit_file(&self.dir);
         let me = std::process::id() as i32;
         self.rec.supervisor = Some(me);
         self.rec.supervisor_start = kiln_executor::state::process_start_time(me);
         self.rec.start_count += 1;
         self.rec.status = Status::Created;
         self.rec.pid = None;
-        self.rec.exit_code = None;
+        if report.is_some() {
+            self.rec.exit_code = None;
+        }
         self.rec.error = None;
         if self.store.save(&self.rec).is_err() {
-            let _ = write!(report, "err 125\nsaving the container's record");
-            return 1;
+            fail(report, "saving the container's record");
+            return None;
         }
 
         let running = match kiln_executor::launch::start(spec) {
@@ -348,10 +420,13 @@ impl Supervisor {
                 let message = e.to_string();
                 self.rec.error = Some(message.clone());
                 self.finish(code);
-                let _ = write!(report, "err {code}\n{message}");
-                return 0;
+                if let Some(mut r) = report.take() {
+                    let _ = write!(r, "err {code}\n{message}");
+                }
+                return None;
             }
         };
+        let started = Instant::now();
         self.rec.status = Status::Running;
         self.rec.pid = Some(running.pid);
         self.rec.started_at = Some(now_nanos());
@@ -361,15 +436,19 @@ impl Supervisor {
             .map(|p| super::port_strings(&p.bound))
             .unwrap_or_default();
         let _ = self.store.save(&self.rec);
+        // The health state of this run, reset before anyone hears of the start: `inspect`
+        // right after `run -d` says `starting`.
+        let check = self.settings.healthcheck.clone();
+        let check_cmd = check.as_ref().and_then(|c| c.command());
+        if check_cmd.is_some() {
+            let _ = Health::reset(&self.dir).save(&self.dir);
+        }
         self.event("start", &[]);
-        let _ = write!(report, "ok {}", running.pid);
-        // The caller reads to EOF: close our end now.
-        drop(report);
+        if let Some(mut r) = report.take() {
+            let _ = write!(r, "ok {}", running.pid);
+            // The caller reads to EOF: dropping our end closes it.
+        }
 
-        let log = match LogWriter::open(&self.dir.join("log")) {
-            Ok(l) => Arc::new(Mutex::new(l)),
-            Err(_) => return self.wait_and_finish(running, Vec::new()),
-        };
         let mut pumps = Vec::new();
         if let Some(master) = running.pty_master.as_ref() {
             if let Ok(dup) = master.try_clone() {
@@ -381,8 +460,21 @@ impl Supervisor {
                 readers.push((LogStream::Stdout, File::from(dup)));
             }
         }
+        if let Ok(mut s) = io.stdin.lock() {
+            *s = stdin_writer;
+        }
+        io.master.store(
+            running.pty_master.as_ref().map_or(-1, |m| m.as_raw_fd()),
+            Ordering::SeqCst,
+        );
+        if !self.serving {
+            // Only now: an attacher that connected before the start (docker run's order)
+            // waits in the socket's backlog until the run's input is there to take its bytes.
+            self.serving = true;
+            self.serve_attachers(io);
+        }
         for (stream, mut from) in readers {
-            let log = log.clone();
+            let Some(log) = log.cloned() else { continue };
             pumps.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 32 * 1024];
                 // A pty reads EIO once every holder of its other end has closed it.
@@ -396,33 +488,133 @@ impl Supervisor {
                 }
             }));
         }
-        let master_fd = running.pty_master.as_ref().map(|m| m.as_raw_fd());
-        let stdin = Arc::new(Mutex::new(stdin_writer));
-        let stdin_once = self.settings.stdin_once;
-        if let Ok(listener) = self.listener.try_clone() {
-            std::thread::spawn(move || {
-                for conn in listener.incoming().flatten() {
-                    let stdin = stdin.clone();
-                    std::thread::spawn(move || serve_attacher(conn, &stdin, stdin_once, master_fd));
-                }
-            });
-        }
-        self.wait_and_finish(running, pumps)
-    }
+        let monitor = match (check, check_cmd) {
+            (Some(check), Some(cmd)) => Some(self.start_health_monitor(check, cmd, started)),
+            _ => None,
+        };
 
-    fn wait_and_finish(
-        mut self,
-        running: kiln_executor::launch::Running,
-        pumps: Vec<std::thread::JoinHandle<()>>,
-    ) -> i32 {
         let code = running.wait().unwrap_or(125);
+        let ran = started.elapsed();
+        io.master.store(-1, Ordering::SeqCst);
+        if let Ok(mut s) = io.stdin.lock() {
+            *s = None;
+        }
         // Every process of the container is gone with its PID 1, and with them the pipes'
         // write ends: the pumps finish once they have logged the last bytes.
         for p in pumps {
             let _ = p.join();
         }
-        self.finish(code);
-        0
+        if let Some((stop, thread)) = monitor {
+            drop(stop);
+            let _ = thread.join();
+            // dockerd's monitor leaves a stopped container `unhealthy`.
+            if let Some(mut h) = Health::load(&self.dir) {
+                h.status = super::health::UNHEALTHY.into();
+                let _ = h.save(&self.dir);
+            }
+        }
+        Some((code, ran))
+    }
+
+    /// Accepts attachers on the supervisor's socket for the rest of its life, each on a
+    /// thread of its own, handing them the current run's input and terminal.
+    fn serve_attachers(&self, io: &RunIo) {
+        let Ok(listener) = self.listener.try_clone() else {
+            return;
+        };
+        let (stdin, master) = (io.stdin.clone(), io.master.clone());
+        let stdin_once = self.settings.stdin_once;
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (stdin, master) = (stdin.clone(), master.clone());
+                std::thread::spawn(move || serve_attacher(conn, &stdin, stdin_once, &master));
+            }
+        });
+    }
+
+    /// Starts the healthcheck loop of this run on a thread of its own (each check's exec is
+    /// tied to the thread that made it); dropping the sender stops it.
+    fn start_health_monitor(
+        &self,
+        check: super::health::Healthcheck,
+        cmd: Vec<String>,
+        started: Instant,
+    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+        let (root, dir, rec) = (self.root.clone(), self.dir.clone(), self.rec.clone());
+        let thread = std::thread::spawn(move || {
+            let engine = Engine::new(&root);
+            let event_root = root.clone();
+            let event_rec = rec.clone();
+            let monitor = HealthMonitor {
+                id: rec.id.clone(),
+                dir,
+                check,
+                cmd,
+                started,
+                on_change: Box::new(move |status| {
+                    crate::activity::record(
+                        &event_root,
+                        &crate::activity::SystemEvent::container(
+                            &event_rec,
+                            &format!("health_status: {status}"),
+                            &[],
+                        ),
+                    );
+                }),
+            };
+            monitor.run(&engine, &stop_rx);
+        });
+        (stop_tx, thread)
+    }
+
+    /// Whether the record on disk is still this supervisor's run (not removed, not started
+    /// by someone else).
+    fn still_ours(&self) -> bool {
+        self.store
+            .load(&self.rec.id)
+            .is_ok_and(|r| r.start_count == self.rec.start_count)
+    }
+
+    /// Records a run that ended and is to be started again: docker's `restarting` state,
+    /// with the run's exit code, and its `die` event.
+    fn restarting(&mut self, code: i32) {
+        write_exit_file(&self.dir, code);
+        self.event("die", &[("exitCode", code.to_string())]);
+        self.rec.restart_count += 1;
+        self.rec.status = Status::Restarting;
+        self.rec.exit_code = Some(code);
+        self.rec.pid = None;
+        self.rec.ports.clear();
+        self.rec.finished_at = Some(now_nanos());
+        let _ = self.store.save(&self.rec);
+    }
+
+    /// Waits out the back-off; false when a user's stop (or a removal) ends the wait.
+    fn back_off(&self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            if user_stop(&self.dir) == Some(UserStop::Cancel) || !self.still_ours() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// A stop during the back-off: the container is exited with its last run's code (its
+    /// `die` was recorded when that run ended).
+    fn stopped_while_restarting(&mut self, code: i32) {
+        let _ = std::fs::remove_file(self.dir.join(ATTACH_SOCKET));
+        if !self.still_ours() {
+            return;
+        }
+        self.rec.status = Status::Exited;
+        self.rec.exit_code = Some(code);
+        let _ = self.store.save(&self.rec);
     }
 
     /// Records the end of this run: the exit file, then the record (or the removal for
@@ -467,8 +659,9 @@ fn serve_attacher(
     mut conn: UnixStream,
     stdin: &Mutex<Option<File>>,
     stdin_once: bool,
-    master: Option<RawFd>,
+    master: &AtomicI32,
 ) {
+    let master = Some(master.load(Ordering::SeqCst)).filter(|fd| *fd >= 0);
     let mut header = Vec::new();
     let mut byte = [0u8; 1];
     while header.len() < 64 {
