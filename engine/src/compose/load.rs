@@ -81,12 +81,9 @@ fn check_project_name(name: &str) -> Result<String, ComposeError> {
     }
 }
 
+/// `path` made absolute against `cwd`, lexically cleaned (`./a/../b` is `b`).
 fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    }
+    schema::clean(&cwd.join(path))
 }
 
 fn read(path: &Path) -> Result<String, ComposeError> {

@@ -262,7 +262,7 @@ fn string_map(node: &Node, path: &str) -> Result<BTreeMap<String, String>, Compo
 }
 
 /// `path` lexically cleaned (`a/./b/../c` is `a/c`).
-fn clean(path: &Path) -> PathBuf {
+pub(crate) fn clean(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
