@@ -12,7 +12,7 @@ use kiln_engine::compose::{self, Project, ProjectOptions};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Compose configuration files, merged in order (default: compose.yaml or the other
-    /// default names, and the override file next to it).
+    /// default names, and the override file next to it); `-` is standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
     files: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name`, the directory's name).
@@ -82,8 +82,16 @@ fn process_environment() -> BTreeMap<String, String> {
 }
 
 impl Args {
-    fn options(&self) -> ProjectOptions {
-        ProjectOptions {
+    fn options(&self) -> anyhow::Result<ProjectOptions> {
+        // `-f -`: the file is standard input
+        let mut contents = BTreeMap::new();
+        if self.files.iter().any(|f| f.as_os_str() == "-") {
+            let cwd = std::env::current_dir()?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            contents.insert(cwd.join("-"), text);
+        }
+        Ok(ProjectOptions {
             files: self.files.clone(),
             project_name: self.project_name.clone(),
             project_dir: self.project_directory.clone(),
@@ -92,12 +100,13 @@ impl Args {
             scale: BTreeMap::new(),
             environment: process_environment(),
             cwd: None,
-        }
+            contents,
+        })
     }
 
     /// Loads the project, printing its warnings as docker compose does.
     fn load(&self) -> anyhow::Result<Project> {
-        let project = compose::load(&self.options()).map_err(kiln_engine::Error::from)?;
+        let project = compose::load(&self.options()?).map_err(kiln_engine::Error::from)?;
         for warning in &project.warnings {
             eprintln!("WARN[0000] {warning}");
         }

@@ -50,6 +50,9 @@ pub struct ProjectOptions {
     /// The directory relative paths in the options are resolved from (default: the
     /// process's current directory).
     pub cwd: Option<PathBuf>,
+    /// Compose and env files given in memory instead of read from disk, by absolute path
+    /// (`-f -` reading standard input, tests, fuzzing).
+    pub contents: BTreeMap<PathBuf, String>,
 }
 
 /// A directory name as a project name: lowercased, characters other than letters, digits,
@@ -86,7 +89,10 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     schema::clean(&cwd.join(path))
 }
 
-fn read(path: &Path) -> Result<String, ComposeError> {
+fn read(options: &ProjectOptions, path: &Path) -> Result<String, ComposeError> {
+    if let Some(text) = options.contents.get(path) {
+        return Ok(text.clone());
+    }
     std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
         path: path.to_path_buf(),
         source,
@@ -121,7 +127,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
             .get("COMPOSE_DISABLE_ENV_FILE")
             .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
         let dotenv = env_dir.join(".env");
-        if !disabled && dotenv.is_file() {
+        if !disabled && (dotenv.is_file() || options.contents.contains_key(&dotenv)) {
             vec![dotenv]
         } else {
             Vec::new()
@@ -135,7 +141,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
     };
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
     for file in &env_files {
-        let text = read(file)?;
+        let text = read(options, file)?;
         let process = &options.environment;
         let known = environment.clone();
         let vars = dotenv::parse(&text, file, &|k| {
@@ -173,7 +179,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
     // parse every file (a file may hold several documents: each merges like another file)
     let mut documents: Vec<Node> = Vec::new();
     for file in &files {
-        let text = read(file)?;
+        let text = read(options, file)?;
         let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
         for doc in yaml::parse(&name, &text)? {
             if doc.get("version").is_some() {

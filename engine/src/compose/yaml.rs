@@ -256,6 +256,14 @@ impl Builder {
                     return Err(self.error(location, "unknown anchor"));
                 };
                 self.count(size(&node), &location)?;
+                // an alias of a deep node placed deep must not nest past the bound either
+                // (the tree is walked, and dropped, recursively)
+                if self.stack.len() + depth(&node) > MAX_DEPTH {
+                    return Err(self.error(
+                        location,
+                        format!("nesting deeper than {MAX_DEPTH} levels (through aliases)"),
+                    ));
+                }
                 self.push(node)
             }
             Event::SequenceStart(anchor, tag) => {
@@ -412,6 +420,15 @@ fn apply_merges(node: &mut Node, merges: Vec<Node>) -> Result<(), ComposeError> 
         }
     }
     Ok(())
+}
+
+/// How deeply a value nests (a scalar is 1).
+fn depth(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Map(entries) => 1 + entries.iter().map(|(_, v)| depth(v)).max().unwrap_or(0),
+        _ => 1,
+    }
 }
 
 /// How many nodes a value holds.
@@ -629,6 +646,20 @@ mod tests {
         }
         let file: Arc<str> = Arc::from("bomb.yaml");
         assert!(parse(&file, &source).is_err());
+    }
+
+    #[test]
+    fn deep_alias_chains_are_bounded() {
+        let mut source = String::new();
+        let open = "[".repeat(150);
+        let close = "]".repeat(150);
+        source.push_str(&format!("a0: &a0 {open}x{close}\n"));
+        for i in 1..5 {
+            source.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        let file: Arc<str> = Arc::from("deep.yaml");
+        let err = parse(&file, &source).expect_err("too deep");
+        assert!(err.to_string().contains("deeper"), "{err}");
     }
 
     #[test]
