@@ -182,6 +182,18 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
         let text = read(options, file)?;
         let name: Arc<str> = Arc::from(file.to_string_lossy().as_ref());
         for doc in yaml::parse(&name, &text)? {
+            match doc.value {
+                // an empty document adds nothing
+                Value::Null => continue,
+                Value::Map(_) => {}
+                _ => {
+                    return Err(ComposeError::Invalid {
+                        location: doc.location,
+                        path: "(root)".into(),
+                        message: "top-level object must be a mapping".into(),
+                    })
+                }
+            }
             if doc.get("version").is_some() {
                 warnings.push(format!(
                     "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
@@ -189,6 +201,24 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
             }
             documents.push(doc);
         }
+    }
+
+    if documents.is_empty() {
+        return Err(ComposeError::Invalid {
+            location: super::error::Location {
+                file: Arc::from(
+                    files
+                        .first()
+                        .map(|f| f.to_string_lossy())
+                        .unwrap_or_default()
+                        .as_ref(),
+                ),
+                line: 1,
+                column: 1,
+            },
+            path: "(root)".into(),
+            message: "empty compose file".into(),
+        });
     }
 
     // the project name: -p, COMPOSE_PROJECT_NAME, the files' `name`, the directory

@@ -20,6 +20,9 @@ const MAX_NODES: usize = 1_000_000;
 /// The deepest nesting accepted (the tree is walked recursively).
 const MAX_DEPTH: usize = 200;
 
+/// The longest key written as `key:` (YAML allows 1024 characters for an implicit key).
+const MAX_SIMPLE_KEY: usize = 1000;
+
 /// How a scalar was written: only a plain one can be `null`, a number or a boolean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Style {
@@ -465,7 +468,16 @@ fn write_map(out: &mut String, map: &serde_json::Map<String, serde_json::Value>,
         if i > 0 {
             indent(out, level);
         }
-        out.push_str(&quote(key));
+        let key = quote(key);
+        if key.chars().count() > MAX_SIMPLE_KEY {
+            // an implicit key is at most 1024 characters: write a long one explicitly
+            out.push_str("? ");
+            out.push_str(&key);
+            out.push('\n');
+            indent(out, level);
+        } else {
+            out.push_str(&key);
+        }
         out.push(':');
         write_value(out, value, level);
     }
@@ -565,10 +577,17 @@ fn needs_quotes(text: &str) -> bool {
     if "?:,[]{}#&*!|>'\"%@`".contains(first) {
         return true;
     }
-    if text.ends_with(' ') || text.ends_with(':') || text.contains(": ") || text.contains(" #") {
+    if text.starts_with(' ')
+        || text.ends_with(' ')
+        || text.ends_with(':')
+        || text.contains(": ")
+        || text.contains(" #")
+        || text == "<<"
+    {
         return true;
     }
-    text.chars().any(|c| c.is_control())
+    text.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}'))
 }
 
 #[cfg(test)]
@@ -664,11 +683,34 @@ mod tests {
 
     #[test]
     fn output_quotes_what_could_be_misread() {
+        for text in [
+            " lead",
+            "trail ",
+            "<<",
+            "a: b",
+            "x #c",
+            "tab\there",
+            "-",
+            "- x",
+        ] {
+            assert!(needs_quotes(text), "{text:?}");
+        }
         let value = serde_json::json!({"a": "22:22", "b": "yes", "c": "plain text", "d": [], "e": {"f": ["x", {"g": 1, "h": null}]}, "i": ""});
         let text = to_yaml(&value);
         assert_eq!(
             text,
             "a: \"22:22\"\nb: \"yes\"\nc: plain text\nd: []\ne:\n  f:\n    - x\n    - g: 1\n      h: null\ni: \"\"\n"
+        );
+        // a key too long for `key:` is written `? key` and still reads back
+        let long = "k".repeat(2000);
+        let long_text = to_yaml(&serde_json::json!({"labels": {long.clone(): "v"}}));
+        let long_back = doc(&long_text);
+        assert_eq!(
+            long_back
+                .get("labels")
+                .and_then(|l| l.get(&long))
+                .and_then(Node::as_str),
+            Some("v")
         );
         // and it reads back as the same strings
         let back = doc(&text);
