@@ -93,11 +93,17 @@ pub(crate) struct ServiceSource {
 
 /// The top level, converted.
 pub(crate) struct Converted {
+    /// Every service, enabled by the profiles or not.
     pub services: Vec<ServiceSource>,
+    /// Top-level networks, names resolved.
     pub networks: BTreeMap<String, Network>,
+    /// Top-level volumes, names resolved.
     pub volumes: BTreeMap<String, Volume>,
+    /// Top-level secrets.
     pub secrets: BTreeMap<String, FileObject>,
+    /// Top-level configs.
     pub configs: BTreeMap<String, FileObject>,
+    /// Top-level `x-` keys.
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
@@ -723,10 +729,9 @@ fn env_files(node: &Node, path: &str, cx: &Context<'_>) -> Result<Vec<EnvFile>, 
             }
             _ => return Err(invalid(item, &p, "must be a path or a mapping with a path")),
         };
-        out.push((file, item.location.clone()));
+        out.push(file);
     }
-    // keep where each was written for the read errors: stash it in the path order
-    Ok(out.into_iter().map(|(f, _)| f).collect())
+    Ok(out)
 }
 
 /// The variables of one `env_file` (nothing for a missing optional one).
