@@ -97,6 +97,7 @@ impl Args {
             project_dir: self.project_directory.clone(),
             env_files: self.env_files.clone(),
             profiles: self.profiles.clone(),
+            services: Vec::new(),
             scale: BTreeMap::new(),
             environment: process_environment(),
             cwd: None,

@@ -167,6 +167,29 @@ pub enum ComposeError {
     Options(String),
 }
 
+impl ComposeError {
+    /// Where in which file the error is, when it comes from one place of a file.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ComposeError::Yaml { location, .. }
+            | ComposeError::UnknownKey { location, .. }
+            | ComposeError::Invalid { location, .. }
+            | ComposeError::MissingVariable { location, .. }
+            | ComposeError::BadInterpolation { location, .. }
+            | ComposeError::UnknownService { location, .. }
+            | ComposeError::DisabledService { location, .. }
+            | ComposeError::UndefinedResource { location, .. }
+            | ComposeError::EnvFile { location, .. } => Some(location),
+            ComposeError::NoConfigFile { .. }
+            | ComposeError::Read { .. }
+            | ComposeError::Cycle { .. }
+            | ComposeError::Dotenv { .. }
+            | ComposeError::ProjectName { .. }
+            | ComposeError::Options(_) => None,
+        }
+    }
+}
+
 impl From<ComposeError> for crate::Error {
     /// Every compose error is the user's input being wrong: [`crate::Error::Invalid`], with the
     /// message (which carries the file, line and column) kept whole.

@@ -43,6 +43,9 @@ pub struct ProjectOptions {
     pub env_files: Vec<PathBuf>,
     /// `--profile P...` (default: `COMPOSE_PROFILES`, comma-separated).
     pub profiles: Vec<String>,
+    /// Services named on the command line (`up SERVICE...`): their profiles are enabled,
+    /// as docker compose does (the project still holds every enabled service).
+    pub services: Vec<String>,
     /// `--scale SERVICE=N`.
     pub scale: BTreeMap<String, u32>,
     /// The process environment (it wins over env files).
@@ -307,6 +310,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
         &mut converted,
         &name,
         &profiles,
+        &options.services,
         &options.scale,
         &mut warnings,
     )?;

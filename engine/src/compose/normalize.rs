@@ -9,16 +9,28 @@ use super::error::ComposeError;
 use super::model::{Dependency, Network, Service, ServiceNetwork};
 use super::schema::{Converted, ServiceSource};
 
-/// The services enabled by `profiles`, checked and in dependency order, and the names of
+/// The services enabled by `profiles` (and those of the `targeted` services), checked and in dependency order, and the names of
 /// the disabled ones.
 pub(crate) fn services(
     converted: &mut Converted,
     project: &str,
     profiles: &[String],
+    targeted: &[String],
     scale: &BTreeMap<String, u32>,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<Service>, Vec<String>), ComposeError> {
     let all = std::mem::take(&mut converted.services);
+    // a service named on the command line enables its profiles (compose-go's
+    // WithServicesEnabled)
+    let mut profiles = profiles.to_vec();
+    for name in targeted {
+        match all.iter().find(|s| &s.service.name == name) {
+            Some(s) => profiles.extend(s.service.profiles.iter().cloned()),
+            None => {
+                return Err(ComposeError::Options(format!("no such service: {name}")));
+            }
+        }
+    }
     let enabled_by = |svc: &Service| {
         svc.profiles.is_empty()
             || profiles

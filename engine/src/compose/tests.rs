@@ -424,6 +424,12 @@ fn profiles() {
         names(&load(&options).expect("loads")),
         vec!["app", "debug", "tools"]
     );
+    // a service named on the command line enables its profiles
+    let mut options = dir.options();
+    options.services = vec!["tools".into()];
+    assert_eq!(names(&load(&options).expect("loads")), vec!["app", "tools"]);
+    options.services = vec!["ghost".into()];
+    assert!(matches!(load(&options), Err(ComposeError::Options(_))));
     // an enabled service needing a disabled one is an error naming both
     dir.write(
         "compose.yaml",
@@ -654,6 +660,10 @@ fn error_of(text: &str) -> String {
         Ok(_) => panic!("loaded: {text}"),
         Err(e) => {
             let message = e.to_string();
+            if let Some(location) = e.location() {
+                assert!(location.file.ends_with("bad.yaml"), "{location}");
+                assert!(message.starts_with(&location.to_string()), "{message}");
+            }
             // every error maps to the engine's Invalid, message whole
             let engine: crate::Error = e.into();
             assert!(matches!(engine, crate::Error::Invalid(ref m) if *m == message));
