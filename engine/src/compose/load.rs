@@ -318,6 +318,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
         name,
         working_dir,
         config_files: files,
+        env_files,
         services,
         disabled_services,
         networks: converted.networks,

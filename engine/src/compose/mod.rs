@@ -50,6 +50,8 @@ pub mod labels {
     pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
     /// The compose files, comma-separated.
     pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+    /// The env files the project's environment was read from, comma-separated.
+    pub const ENVIRONMENT_FILE: &str = "com.docker.compose.project.environment_file";
     /// The compose implementation's version.
     pub const VERSION: &str = "com.docker.compose.version";
     /// A network's key in the file.
@@ -73,7 +75,24 @@ impl Project {
                 // a literal `$` is written `$$`, so the output is itself a compose file that
                 // loads to the same project (docker compose config does the same)
                 escape_dollars(&mut value);
-                yaml::to_yaml(&value)
+                let serde_json::Value::Object(mut map) = value else {
+                    return yaml::to_yaml(&value);
+                };
+                // the top-level keys in docker compose's order, then the extensions
+                let mut out = String::new();
+                for key in [
+                    "name", "services", "networks", "volumes", "secrets", "configs",
+                ] {
+                    if let Some(v) = map.remove(key) {
+                        let mut one = serde_json::Map::new();
+                        one.insert(key.to_string(), v);
+                        out.push_str(&yaml::to_yaml(&serde_json::Value::Object(one)));
+                    }
+                }
+                if !map.is_empty() {
+                    out.push_str(&yaml::to_yaml(&serde_json::Value::Object(map)));
+                }
+                out
             }
             // serializing plain data to a JSON value cannot fail; say so rather than panic
             Err(e) => format!("# error: {e}\n"),
@@ -166,7 +185,8 @@ impl Service {
 
     /// The labels of replica `number`'s container: the user's `labels` and compose's
     /// `com.docker.compose.*` (project, service, container-number, oneoff, config-hash,
-    /// project.working_dir, project.config_files, version, depends_on).
+    /// project.working_dir, project.config_files, project.environment_file, version,
+    /// depends_on).
     pub fn container_labels(
         &self,
         project: &Project,
@@ -195,6 +215,17 @@ impl Service {
                 .collect::<Vec<_>>()
                 .join(","),
         );
+        if !project.env_files.is_empty() {
+            out.insert(
+                labels::ENVIRONMENT_FILE.into(),
+                project
+                    .env_files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
         out.insert(labels::VERSION.into(), VERSION.into());
         out.insert(
             labels::DEPENDS_ON.into(),

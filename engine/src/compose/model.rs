@@ -19,6 +19,9 @@ pub struct Project {
     /// The compose files, absolute, in merge order.
     #[serde(skip)]
     pub config_files: Vec<PathBuf>,
+    /// The env files the environment was read from (`.env` or `--env-file`), absolute.
+    #[serde(skip)]
+    pub env_files: Vec<PathBuf>,
     /// The enabled services, in dependency order (a service after everything it depends on).
     #[serde(serialize_with = "services_by_name")]
     pub services: Vec<Service>,

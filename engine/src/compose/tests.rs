@@ -159,7 +159,12 @@ fn the_acceptance_project() {
     assert!(yaml.contains("dflt"));
     assert!(yaml.contains("18080"));
     assert!(!yaml.contains("${"), "{yaml}");
-    assert!(yaml.starts_with("name: accproj\n"), "{yaml}");
+    assert!(yaml.starts_with("name: accproj\nservices:\n"), "{yaml}");
+    let order: Vec<usize> = ["\nservices:", "\nnetworks:", "\nvolumes:"]
+        .iter()
+        .map(|k| yaml.find(k).expect("top-level key"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{yaml}");
     assert!(yaml.contains("    stop_grace_period: 1s\n"), "{yaml}");
 }
 
@@ -188,6 +193,10 @@ fn labels_and_config_hash() {
         dir.path("compose.yaml").to_string_lossy()
     );
     assert_eq!(labels[labels::CONFIG_HASH].len(), 64);
+    assert_eq!(
+        labels[labels::ENVIRONMENT_FILE],
+        dir.path(".env").to_string_lossy()
+    );
     assert_eq!(
         project.network_labels("default")[labels::NETWORK],
         "default"
