@@ -74,7 +74,7 @@ pub enum ComposeError {
         message: String,
     },
     /// `${VAR:?message}` or `${VAR?message}` with VAR missing.
-    #[error("{location}: required variable {name} is missing a value: {message} (line {line})", line = .location.line)]
+    #[error("{location}: required variable {name} is missing a value{sep}{message} (line {line})", line = .location.line, sep = if .message.is_empty() { "" } else { ": " })]
     MissingVariable {
         /// Where the reference is.
         location: Location,

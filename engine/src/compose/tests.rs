@@ -732,6 +732,11 @@ fn errors_name_file_and_line() {
         3,
         "set IMG please",
     );
+    let message = error_of("services:\n  web:\n    image: ${IMG:?}\n");
+    assert!(
+        message.contains("required variable IMG is missing a value (line 3)"),
+        "{message}"
+    );
     assert_at(
         &error_of("services:\n  web:\n    image: busybox\n    depends_on:\n      - nope\n"),
         5,
@@ -867,4 +872,83 @@ fn config_output_reads_back() {
         assert_eq!(a.healthcheck, b.healthcheck);
         assert_eq!(a.replicas, b.replicas);
     }
+}
+
+#[test]
+fn command_null_empty_and_string() {
+    let dir = Dir::new("cmd");
+    dir.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    command: null\n    entrypoint: ''\n  b:\n    image: x\n    command: []\n    entrypoint: /bin/sh -c\n",
+    );
+    let project = dir.load().expect("loads");
+    let a = project.service("a").expect("a");
+    assert_eq!(a.command, None);
+    assert_eq!(a.entrypoint, Some(vec![]));
+    let b = project.service("b").expect("b");
+    assert_eq!(b.command, Some(vec![]));
+    assert_eq!(
+        b.entrypoint,
+        Some(vec!["/bin/sh".to_string(), "-c".to_string()])
+    );
+}
+
+#[test]
+fn override_and_reset_tags_in_a_second_file() {
+    let dir = Dir::new("tags");
+    dir.write(
+        "a.yaml",
+        "services:\n  a:\n    image: x\n    ports: ['80:80']\n    environment: {A: '1'}\n    labels: {l: v}\n",
+    )
+    .write(
+        "b.yaml",
+        "services:\n  a:\n    ports: !override ['81:81']\n    environment: !reset {}\n",
+    );
+    let mut options = dir.options();
+    options.files = vec!["a.yaml".into(), "b.yaml".into()];
+    let project = load(&options).expect("loads");
+    let a = project.service("a").expect("a");
+    assert_eq!(
+        a.ports.iter().map(|p| p.target).collect::<Vec<_>>(),
+        vec![81]
+    );
+    assert!(a.environment.is_empty());
+    assert_eq!(a.labels["l"], "v");
+}
+
+#[test]
+fn several_env_files_later_wins_and_raw_format() {
+    let dir = Dir::new("envs2");
+    dir.write("one.env", "A=one\nB=one\n")
+        .write("two.env", "B=two\n")
+        .write("raw.env", "R=\"kept quotes\" $A\n# comment\n")
+        .write(
+            "compose.yaml",
+            "services:\n  s:\n    image: ${A}-${B}\n    env_file:\n      - path: raw.env\n        format: raw\n",
+        );
+    let mut options = dir.options();
+    options.env_files = vec!["one.env".into(), "two.env".into()];
+    let project = load(&options).expect("loads");
+    let s = &project.services[0];
+    assert_eq!(s.image.as_deref(), Some("one-two"));
+    assert_eq!(s.environment["R"], "\"kept quotes\" $A");
+}
+
+#[test]
+fn undefined_secret_and_external_conflicts() {
+    assert_at(
+        &error_of("services:\n  a:\n    image: x\n    secrets:\n      - nope\n"),
+        5,
+        "secret \"nope\"",
+    );
+    assert_at(
+        &error_of("services:\n  a:\n    image: x\nnetworks:\n  n:\n    external: true\n    driver: bridge\n"),
+        6,
+        "conflicting parameters",
+    );
+    assert_at(
+        &error_of("services:\n  a:\n    image: x\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/33\n"),
+        8,
+        "CIDR",
+    );
 }
