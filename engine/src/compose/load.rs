@@ -257,6 +257,7 @@ pub fn load(options: &ProjectOptions) -> Result<Project, ComposeError> {
         let lookup = |k: &str| env.get(k).cloned();
         for mut doc in documents {
             interpolate_tree(&mut doc, "", &lookup, &mut unset)?;
+            merge::apply_extends(&mut doc)?;
             merged = Some(match merged {
                 None => doc,
                 Some(base) => merge::merge(base, doc)?,

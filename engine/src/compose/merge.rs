@@ -7,7 +7,7 @@
 //! `{context: ...}`; `extra_hosts` are appended without duplicates. Then, merged or not, the
 //! entries of list-valued keys are made unique (ports, volumes by target, environment by name,
 //! ...: a later entry replaces an earlier one in place). `!reset` drops a key and `!override`
-//! replaces instead of merging.
+//! replaces instead of merging. `extends` within a file is resolved here too, with the same rules.
 
 use super::error::ComposeError;
 use super::syntax;
@@ -276,6 +276,112 @@ fn merge_ipam_config(base: Node, over: Node) -> Result<Node, ComposeError> {
     Ok(Node::new(Value::Seq(pools), location))
 }
 
+/// Resolves `extends` within one file (compose-go applies it per file, before the files
+/// are merged): a service extending another is the other's resolved configuration merged
+/// with its own, by the same rules as two files. `extends.file` is not supported yet.
+pub(crate) fn apply_extends(doc: &mut Node) -> Result<(), ComposeError> {
+    let Value::Map(top) = &mut doc.value else {
+        return Ok(());
+    };
+    let Some((_, services)) = top.iter_mut().find(|(k, _)| k.name == "services") else {
+        return Ok(());
+    };
+    let Value::Map(entries) = &mut services.value else {
+        return Ok(());
+    };
+    if !entries.iter().any(|(_, s)| s.get("extends").is_some()) {
+        return Ok(());
+    }
+    let originals: Vec<(String, Node)> = entries
+        .iter()
+        .map(|(k, v)| (k.name.clone(), v.clone()))
+        .collect();
+    let mut resolved: std::collections::BTreeMap<String, Node> = Default::default();
+    for (name, _) in &originals {
+        resolve_extends(name, &originals, &mut resolved, &mut Vec::new())?;
+    }
+    for (key, value) in entries.iter_mut() {
+        if let Some(node) = resolved.remove(&key.name) {
+            *value = node;
+        }
+    }
+    Ok(())
+}
+
+fn resolve_extends(
+    name: &str,
+    services: &[(String, Node)],
+    resolved: &mut std::collections::BTreeMap<String, Node>,
+    stack: &mut Vec<String>,
+) -> Result<Node, ComposeError> {
+    if let Some(done) = resolved.get(name) {
+        return Ok(done.clone());
+    }
+    let Some((_, service)) = services.iter().find(|(n, _)| n == name) else {
+        // checked by the caller
+        return Err(ComposeError::Options(format!("no such service: {name}")));
+    };
+    let Some(extends) = service.get("extends") else {
+        resolved.insert(name.to_string(), service.clone());
+        return Ok(service.clone());
+    };
+    let path = format!("services.{name}.extends");
+    let bad = |node: &Node, message: String| ComposeError::Invalid {
+        location: node.location.clone(),
+        path: path.clone(),
+        message,
+    };
+    let base_name = match &extends.value {
+        Value::Scalar(text, _) => text.clone(),
+        Value::Map(entries) => {
+            let mut base = None;
+            for (k, v) in entries {
+                match k.name.as_str() {
+                    "service" => base = v.as_str().map(str::to_string),
+                    "file" => {
+                        return Err(bad(v, "extends.file is not supported by kiln yet".into()))
+                    }
+                    _ => {
+                        return Err(ComposeError::UnknownKey {
+                            location: k.location.clone(),
+                            path: path.clone(),
+                            key: k.name.clone(),
+                        })
+                    }
+                }
+            }
+            base.ok_or_else(|| bad(extends, "extends needs a service".into()))?
+        }
+        _ => return Err(bad(extends, "must be a service name or a mapping".into())),
+    };
+    if !services.iter().any(|(n, _)| *n == base_name) {
+        return Err(bad(
+            extends,
+            format!("cannot extend service {name:?}: service {base_name:?} not found"),
+        ));
+    }
+    if stack.iter().any(|n| *n == base_name) || base_name == name {
+        let mut cycle = stack.clone();
+        cycle.push(name.to_string());
+        cycle.push(base_name);
+        return Err(bad(
+            extends,
+            format!("circular extends: {}", cycle.join(" -> ")),
+        ));
+    }
+    stack.push(name.to_string());
+    let base = resolve_extends(&base_name, services, resolved, stack)?;
+    stack.pop();
+    let mut own = service.clone();
+    if let Value::Map(entries) = &mut own.value {
+        entries.retain(|(k, _)| k.name != "extends");
+    }
+    let mut path = vec!["services".to_string(), name.to_string()];
+    let merged = merge_at(base, own, &mut path)?;
+    resolved.insert(name.to_string(), merged.clone());
+    Ok(merged)
+}
+
 /// How entries of a list-valued key are told apart, for [`enforce_unicity`].
 fn indexer(path: &[&str]) -> Option<fn(&Node) -> Option<String>> {
     const KEY_VALUE: &[&str] = &[
@@ -452,6 +558,30 @@ mod tests {
         assert_eq!(web["volumes"], serde_json::json!(["b:/data", "./x:/x"]));
         assert!(web.get("dns").is_none());
         assert_eq!(web["labels"], serde_json::json!({"a": "b"}));
+    }
+
+    #[test]
+    fn extends_in_one_file() {
+        let mut node = doc(
+            "a.yaml",
+            "services:\n  base:\n    image: b\n    environment: {A: '1'}\n    command: [x]\n  mid:\n    extends: base\n    environment: {B: '2'}\n  top:\n    extends:\n      service: mid\n    command: [y]\n",
+        );
+        apply_extends(&mut node).expect("extends");
+        let out = node.to_json();
+        let top = &out["services"]["top"];
+        assert_eq!(top["image"], "b");
+        assert_eq!(top["environment"], serde_json::json!(["A=1", "B=2"]));
+        assert_eq!(top["command"], serde_json::json!(["y"]));
+        assert!(top.get("extends").is_none());
+        let mut cyclic = doc(
+            "c.yaml",
+            "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+        );
+        let err = apply_extends(&mut cyclic).expect_err("cycle");
+        assert!(err.to_string().contains("circular extends"), "{err}");
+        let mut missing = doc("m.yaml", "services:\n  a:\n    extends: nope\n");
+        let err = apply_extends(&mut missing).expect_err("missing");
+        assert!(err.to_string().contains("m.yaml:3:"), "{err}");
     }
 
     #[test]

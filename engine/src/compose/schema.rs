@@ -530,7 +530,13 @@ fn service(key: &Key, node: &Node, cx: &mut Context<'_>) -> Result<ServiceSource
             "platform" => svc.platform = opt_string(v, &p)?,
             "profiles" => svc.profiles = string_list(v, &p)?,
             "extends" => {
-                return Err(invalid(v, &p, "extends is not supported by kiln yet"));
+                // resolved within its file before the merge; one left here extends a
+                // service of another file, which compose-go rejects as well
+                return Err(invalid(
+                    v,
+                    &p,
+                    "extends must name a service of the same file",
+                ));
             }
             other if other.starts_with("x-") => {
                 svc.extensions.insert(other.to_string(), v.to_json());
