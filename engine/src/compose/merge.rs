@@ -360,7 +360,7 @@ fn resolve_extends(
             format!("cannot extend service {name:?}: service {base_name:?} not found"),
         ));
     }
-    if stack.iter().any(|n| *n == base_name) || base_name == name {
+    if stack.contains(&base_name) || base_name == name {
         let mut cycle = stack.clone();
         cycle.push(name.to_string());
         cycle.push(base_name);
