@@ -110,6 +110,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Upload an image to a registry.
     Push(commands::push::Args),
+    /// Define and run multi-container applications (compose files).
+    Compose(commands::compose::Args),
 }
 
 /// What every command may use: the resolved state directory and the debug flag.
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => commands::logout::run(args),
         Command::Pull(args) => commands::pull::run(&globals, args),
         Command::Push(args) => commands::push::run(&globals, args),
+        Command::Compose(args) => commands::compose::run(args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@
 pub mod activity;
 pub mod build;
 pub mod build_cache;
+pub mod compose;
 pub mod containers;
 mod error;
 pub mod events;

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod completion;
+pub mod compose;
 pub mod container;
 pub mod cp;
 pub mod debug;

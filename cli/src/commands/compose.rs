@@ -1,0 +1,158 @@
+//! `kiln compose [-f FILE]... [-p NAME] [--project-directory DIR] [--env-file FILE]...
+//! [--profile P]... config`: the compose project, loaded by the engine's compose module, as
+//! docker compose v2 shows it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kiln_engine::compose::{self, Project, ProjectOptions};
+
+/// Flags of `kiln compose`, shared by its subcommands.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Compose configuration files, merged in order (default: compose.yaml or the other
+    /// default names, and the override file next to it); `-` is standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    files: Vec<PathBuf>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name`, the directory's name).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME", global = true)]
+    project_name: Option<String>,
+    /// Alternate working directory (default: the first file's directory).
+    #[arg(long = "project-directory", value_name = "DIR", global = true)]
+    project_directory: Option<PathBuf>,
+    /// Environment files to read instead of the project directory's `.env`.
+    #[arg(long = "env-file", value_name = "FILE", global = true)]
+    env_files: Vec<PathBuf>,
+    /// Profiles to enable (default: COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "PROFILE", global = true)]
+    profiles: Vec<String>,
+    #[command(subcommand)]
+    command: ComposeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ComposeCommand {
+    /// Parse, resolve and render the compose files in canonical form.
+    #[command(alias = "convert")]
+    Config(ConfigArgs),
+}
+
+/// Flags of `kiln compose config`.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Only validate the configuration, print nothing.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the service names, one per line.
+    #[arg(long)]
+    services: bool,
+    /// Print the volume names, one per line.
+    #[arg(long)]
+    volumes: bool,
+    /// Print the network names, one per line.
+    #[arg(long)]
+    networks: bool,
+    /// Print the image names, one per line.
+    #[arg(long)]
+    images: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    format: Format,
+    /// Save to this file instead of printing.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// How `config` prints the project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// YAML, as docker compose config.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// The process environment, for interpolation (variables that are not UTF-8 are skipped:
+/// a compose file cannot name them usefully).
+fn process_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<ProjectOptions> {
+        // `-f -`: the file is standard input
+        let mut contents = BTreeMap::new();
+        if self.files.iter().any(|f| f.as_os_str() == "-") {
+            let cwd = std::env::current_dir()?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            contents.insert(cwd.join("-"), text);
+        }
+        Ok(ProjectOptions {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            project_dir: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            services: Vec::new(),
+            scale: BTreeMap::new(),
+            environment: process_environment(),
+            cwd: None,
+            contents,
+        })
+    }
+
+    /// Loads the project, printing its warnings as docker compose does.
+    fn load(&self) -> anyhow::Result<Project> {
+        let project = compose::load(&self.options()?).map_err(kiln_engine::Error::from)?;
+        for warning in &project.warnings {
+            eprintln!("WARN[0000] {warning}");
+        }
+        Ok(project)
+    }
+}
+
+/// Runs a `kiln compose` subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        ComposeCommand::Config(config) => {
+            let project = args.load()?;
+            let text = render_config(&project, config)?;
+            if config.quiet {
+                return Ok(ExitCode::SUCCESS);
+            }
+            match &config.output {
+                Some(path) => std::fs::write(path, text)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn lines<I: IntoIterator<Item = String>>(items: I) -> String {
+    items.into_iter().map(|s| s + "\n").collect()
+}
+
+fn render_config(project: &Project, config: &ConfigArgs) -> anyhow::Result<String> {
+    if config.services {
+        return Ok(lines(project.services.iter().map(|s| s.name.clone())));
+    }
+    if config.volumes {
+        return Ok(lines(project.volumes.keys().cloned()));
+    }
+    if config.networks {
+        return Ok(lines(project.networks.keys().cloned()));
+    }
+    if config.images {
+        return Ok(lines(project.services.iter().map(|s| s.image_name())));
+    }
+    Ok(match config.format {
+        Format::Yaml => project.to_yaml(),
+        Format::Json => serde_json::to_string_pretty(project)? + "\n",
+    })
+}
