@@ -446,6 +446,13 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         if spec.network.mode == NetworkMode::Default {
             running.slirp = Some(Slirp::start(pid)?);
         }
+        if !spec.network.attachments.is_empty() && new_net {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|e| Error::io("container netns", e))?;
+            for att in &spec.network.attachments {
+                crate::bridge::attach(att, &ns)?;
+            }
+        }
         if !spec.network.ports.is_empty() && new_net {
             let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
                 .map_err(|e| Error::io("container netns", e))?;

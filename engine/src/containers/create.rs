@@ -91,6 +91,12 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds.
     pub stop_timeout: Option<u64>,
+    /// `--network-alias`: names of the container on the user network `network` names.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: its address there.
+    pub ip: Option<String>,
+    /// More user networks to join (the API's further `EndpointsConfig` entries).
+    pub extra_networks: Vec<(String, crate::networks::ConnectOptions)>,
 }
 
 /// A created container.
@@ -342,7 +348,35 @@ impl Engine {
         } else {
             options.network.clone()
         };
-        let network = parse_network(&network_name)?;
+        let mut networks = Vec::new();
+        let network = if crate::networks::attach::is_user_network(&network_name) {
+            let primary = crate::networks::ConnectOptions {
+                aliases: options.network_aliases.clone(),
+                ipv4: options.ip.clone(),
+            };
+            networks.push(crate::networks::attach::attachment_for(
+                self,
+                &network_name,
+                &primary,
+            )?);
+            NetworkMode::None
+        } else {
+            if !options.network_aliases.is_empty() {
+                return Err(Error::invalid(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+            parse_network(&network_name)?
+        };
+        for (name, opts) in &options.extra_networks {
+            let att = crate::networks::attach::attachment_for(self, name, opts)?;
+            if !networks
+                .iter()
+                .any(|a: &crate::networks::NetworkAttachment| a.network_id == att.network_id)
+            {
+                networks.push(att);
+            }
+        }
         let mut ports = options
             .publish
             .iter()
@@ -412,6 +446,7 @@ impl Engine {
                 .unwrap_or_else(|| composed.stop_signal.clone()),
             stop_timeout: options.stop_timeout,
             auto_remove: options.auto_remove,
+            networks,
         };
         let rec = ContainerRecord {
             id: id.clone(),

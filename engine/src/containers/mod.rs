@@ -24,7 +24,7 @@ pub use create::{random_name, CreateOptions, Created};
 pub use exec::{ExecOptions, ExecStdio};
 pub use inspect::{
     state_name, status_text, ContainerFilter, ContainerInspect, ContainerState, ContainerSummary,
-    MountPoint, PortSummary,
+    EndpointSummary, MountPoint, PortSummary,
 };
 pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;

@@ -113,6 +113,9 @@ pub struct ContainerSettings {
     pub stop_timeout: Option<u64>,
     /// Removed when it exits.
     pub auto_remove: bool,
+    /// User-defined networks joined at each start, in order (`eth0`, `eth1`, ...).
+    #[serde(default)]
+    pub networks: Vec<crate::networks::NetworkAttachment>,
 }
 
 /// Where a container's settings are.

@@ -277,6 +277,7 @@ impl Supervisor {
             ports: s.ports.clone(),
             extra_hosts: s.extra_hosts.clone(),
             dns: s.dns.clone(),
+            ..Default::default()
         };
         spec.resources = s.resources.clone();
         Ok(spec)
@@ -338,6 +339,18 @@ impl Supervisor {
             return 1;
         }
 
+        if let Err(e) = crate::networks::attach::join_all(
+            &self.root,
+            &self.rec,
+            &self.settings,
+            &mut spec.network,
+        ) {
+            let message = e.display_chain();
+            self.rec.error = Some(message.clone());
+            self.finish(125);
+            let _ = write!(report, "err 125\n{message}");
+            return 0;
+        }
         let running = match kiln_executor::launch::start(spec) {
             Ok(r) => r,
             Err(e) => {
@@ -428,6 +441,7 @@ impl Supervisor {
     /// Records the end of this run: the exit file, then the record (or the removal for
     /// `--rm`). A container removed meanwhile (`rm -f`) is left gone.
     fn finish(&mut self, code: i32) {
+        crate::networks::attach::leave_all(&self.root, &self.rec.id);
         let _ = std::fs::remove_file(self.dir.join(ATTACH_SOCKET));
         write_exit_file(&self.dir, code);
         let Ok(current) = self.store.load(&self.rec.id) else {

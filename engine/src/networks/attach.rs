@@ -1,0 +1,382 @@
+//! Containers on networks: what a container's settings say it joins, joining at each start
+//! (the supervisor), `network connect`/`disconnect` (also of a running container, at once),
+//! and the endpoints `inspect` shows.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use kiln_executor::bridge::{self, Attachment};
+use kiln_executor::spec::NetworkMode;
+use kiln_executor::state::ContainerRecord;
+use serde::{Deserialize, Serialize};
+
+use super::helper;
+use super::store::{self, Endpoint, NetworkRecord};
+use crate::containers::{from_executor, ContainerSettings, EndpointSummary};
+use crate::{Engine, Error, Result};
+
+/// A user-defined network a container joins at each start (docker's `EndpointsConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    /// The network's id.
+    pub network_id: String,
+    /// Its name when the container was attached (for display when it is gone).
+    pub network_name: String,
+    /// `--network-alias` names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: the address asked for.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// `network connect`'s options (and a user network named at create).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ipv4: Option<String>,
+}
+
+/// Resolves the user network a container is to join and checks the options.
+pub(crate) fn attachment_for(
+    engine: &Engine,
+    network: &str,
+    options: &ConnectOptions,
+) -> Result<NetworkAttachment> {
+    let rec = engine.find_network(network)?;
+    let ipv4 = match &options.ipv4 {
+        Some(s) if !s.is_empty() => {
+            let ip: Ipv4Addr = s
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid IPv4 address: {s}")))?;
+            if !rec.subnet()?.contains(ip) {
+                return Err(Error::invalid(format!(
+                    "no configured subnet contains IP address {ip}"
+                )));
+            }
+            Some(ip)
+        }
+        _ => None,
+    };
+    for a in &options.aliases {
+        if a.is_empty() || a.contains(char::is_whitespace) {
+            return Err(Error::invalid(format!("invalid network alias {a:?}")));
+        }
+    }
+    Ok(NetworkAttachment {
+        network_id: rec.id.clone(),
+        network_name: rec.name.clone(),
+        aliases: options.aliases.clone(),
+        ipv4,
+    })
+}
+
+/// Whether a network is a user-defined one rather than a mode (`none`, `host`, `default`,
+/// `bridge`, `container:...`).
+pub fn is_user_network(name: &str) -> bool {
+    !matches!(
+        name,
+        "" | "none" | "host" | "default" | "bridge" | "slirp4netns"
+    ) && !name.starts_with("container:")
+}
+
+fn pick_address(
+    net: &NetworkRecord,
+    live: &[Endpoint],
+    want: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr> {
+    let used = |ip: Ipv4Addr| ip == net.gateway || live.iter().any(|e| e.ipv4 == ip);
+    if let Some(ip) = want {
+        if used(ip) {
+            return Err(Error::Conflict(format!("Address already in use: {ip}")));
+        }
+        return Ok(ip);
+    }
+    net.subnet()?.hosts().find(|ip| !used(*ip)).ok_or_else(|| {
+        Error::Conflict(format!(
+            "no available IPv4 addresses on network {}",
+            net.name
+        ))
+    })
+}
+
+/// The first `ethN` not used by the container's live endpoints.
+fn free_ifname(root: &Path, container_id: &str) -> String {
+    let used: Vec<String> = store::load_all(root)
+        .iter()
+        .filter_map(|n| {
+            let p = store::endpoint_path(root, &n.id, container_id);
+            std::fs::read(p).ok()
+        })
+        .filter_map(|b| serde_json::from_slice::<Endpoint>(&b).ok())
+        .filter(Endpoint::alive)
+        .map(|e| e.ifname)
+        .collect();
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !used.contains(n))
+        .unwrap_or_else(|| "eth0".into())
+}
+
+/// Joins one network: under the network's lock, an address, the endpoint file (before the
+/// helper starts, so it never sees the network empty), the helper. Returns what the executor
+/// needs to make the veth.
+#[allow(clippy::too_many_arguments)]
+fn join(
+    root: &Path,
+    program: &Path,
+    container_id: &str,
+    container_name: &str,
+    att: &NetworkAttachment,
+    ifname: String,
+    default_route: bool,
+    owner: (i32, Option<u64>),
+) -> Result<(Attachment, Endpoint)> {
+    let net = store::load(root, &att.network_id)
+        .map_err(|_| Error::NotFound(format!("network {} not found", att.network_name)))?;
+    let _lock = store::lock_network(root, &net.id)?;
+    let live = store::drop_stale(root, &net.id);
+    let path = store::endpoint_path(root, &net.id, container_id);
+    let previous = live.iter().find(|e| e.container_id == container_id);
+    if previous.is_some() {
+        return Err(Error::Conflict(format!(
+            "endpoint with name {container_name} already exists in network {}",
+            net.name
+        )));
+    }
+    let ip = pick_address(&net, &live, att.ipv4)?;
+    let endpoint_id = kiln_executor::state::new_id();
+    let mac = bridge::mac_for(ip);
+    let ep = Endpoint {
+        container_id: container_id.to_string(),
+        name: container_name.to_string(),
+        aliases: att.aliases.clone(),
+        endpoint_id: endpoint_id.clone(),
+        ipv4: ip,
+        mac: bridge::mac_string(mac),
+        host_ifname: format!("kv{}", &endpoint_id[..12]),
+        ifname: ifname.clone(),
+        owner_pid: owner.0,
+        owner_start: owner.1,
+    };
+    store::write_json(&path, &ep)?;
+    let pid = match helper::ensure(root, program, &net.id) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    let subnet = net.subnet()?;
+    Ok((
+        Attachment {
+            network_ns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+            bridge: net.bridge(),
+            host_ifname: ep.host_ifname.clone(),
+            ifname,
+            address: ip,
+            prefix_len: subnet.prefix_len,
+            gateway: net.gateway,
+            default_route: default_route && !net.internal,
+            mac,
+        },
+        ep,
+    ))
+}
+
+/// Whether the attachment at `index` carries the default route: the first non-internal user
+/// network of a container that has no other way out.
+fn wants_default_route(root: &Path, settings: &ContainerSettings, index: usize) -> bool {
+    settings.network == NetworkMode::None
+        && !settings.networks[..index]
+            .iter()
+            .any(|a| store::load(root, &a.network_id).is_ok_and(|n| !n.internal))
+}
+
+/// At a start, before the program runs: joins every network of the settings (the caller is
+/// the supervisor, whose life the endpoints follow) and adds the veths to make to `spec`.
+pub fn join_all(
+    root: &Path,
+    rec: &ContainerRecord,
+    settings: &ContainerSettings,
+    spec: &mut kiln_executor::spec::NetworkSpec,
+) -> Result<()> {
+    leave_all(root, &rec.id);
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let me = std::process::id() as i32;
+    let owner = (me, kiln_executor::state::process_start_time(me));
+    for (i, att) in settings.networks.iter().enumerate() {
+        let default_route = wants_default_route(root, settings, i);
+        match join(
+            root,
+            &program,
+            &rec.id,
+            &rec.name,
+            att,
+            format!("eth{i}"),
+            default_route,
+            owner,
+        ) {
+            Ok((a, _)) => spec.attachments.push(a),
+            Err(e) => {
+                leave_all(root, &rec.id);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the container's endpoint files from every network (its veths go with its
+/// namespace).
+pub fn leave_all(root: &Path, container_id: &str) {
+    for net in store::load_all(root) {
+        let path = store::endpoint_path(root, &net.id, container_id);
+        if path.exists() {
+            if let Ok(_lock) = store::lock_network(root, &net.id) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// The live endpoint of a container on a network.
+fn live_endpoint(root: &Path, network_id: &str, container_id: &str) -> Option<Endpoint> {
+    let bytes = std::fs::read(store::endpoint_path(root, network_id, container_id)).ok()?;
+    serde_json::from_slice::<Endpoint>(&bytes)
+        .ok()
+        .filter(Endpoint::alive)
+}
+
+/// The user networks of a container as `inspect` shows them, by name: a running container's
+/// addresses from its endpoints; a stopped one's network ids and aliases only.
+pub fn endpoint_summaries(
+    root: &Path,
+    container_id: &str,
+    settings: &ContainerSettings,
+) -> BTreeMap<String, EndpointSummary> {
+    let mut out = BTreeMap::new();
+    for att in &settings.networks {
+        let net = store::load(root, &att.network_id).ok();
+        let name = net
+            .as_ref()
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| att.network_name.clone());
+        let mut aliases = att.aliases.clone();
+        aliases.push(container_id.chars().take(12).collect());
+        let mut summary = EndpointSummary {
+            network_id: att.network_id.clone(),
+            aliases: Some(aliases),
+            ..Default::default()
+        };
+        if let (Some(net), Some(ep)) = (&net, live_endpoint(root, &att.network_id, container_id)) {
+            summary.ip_address = ep.ipv4.to_string();
+            summary.gateway = net.gateway.to_string();
+            summary.ip_prefix_len = net.subnet().map(|s| s.prefix_len).unwrap_or(0);
+            summary.mac_address = ep.mac.clone();
+            summary.endpoint_id = ep.endpoint_id.clone();
+        }
+        out.insert(name, summary);
+    }
+    out
+}
+
+impl Engine {
+    /// `network connect NET CONTAINER`: the container joins at its next start, and at once
+    /// when it runs.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        options: &ConnectOptions,
+    ) -> Result<()> {
+        let att = attachment_for(self, network, options)?;
+        let store = self.containers()?;
+        let rec = store.find(container).map_err(from_executor)?;
+        let dir = store.dir(&rec.id);
+        let mut settings = ContainerSettings::load(&dir)?;
+        if settings.network == NetworkMode::Host || settings.network_name.starts_with("container:")
+        {
+            return Err(Error::invalid(
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ));
+        }
+        if settings
+            .networks
+            .iter()
+            .any(|a| a.network_id == att.network_id)
+        {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, att.network_name
+            )));
+        }
+        settings.networks.push(att.clone());
+        let index = settings.networks.len() - 1;
+        let running = crate::containers::is_running(&rec);
+        if running {
+            let (Some(pid), Some(sup)) = (rec.pid, rec.supervisor) else {
+                return Err(Error::Internal("the running container has no pid".into()));
+            };
+            let default_route = wants_default_route(self.root(), &settings, index);
+            let ifname = free_ifname(self.root(), &rec.id);
+            let (a, _) = join(
+                self.root(),
+                &self.program(),
+                &rec.id,
+                &rec.name,
+                &att,
+                ifname,
+                default_route,
+                (sup, rec.supervisor_start),
+            )?;
+            let ns_path = format!("/proc/{pid}/ns/net");
+            let attached = std::fs::File::open(&ns_path)
+                .map_err(|e| Error::io("opening", Path::new(&ns_path), e))
+                .and_then(|ns| bridge::attach(&a, &ns).map_err(Error::Executor));
+            if let Err(e) = attached {
+                let _ = std::fs::remove_file(store::endpoint_path(
+                    self.root(),
+                    &att.network_id,
+                    &rec.id,
+                ));
+                return Err(e);
+            }
+        }
+        settings.save(&dir)
+    }
+
+    /// `network disconnect NET CONTAINER` (`force`: no error when it is not connected).
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let net = self.find_network(network)?;
+        let store = self.containers()?;
+        let rec = store.find(container).map_err(from_executor)?;
+        let dir = store.dir(&rec.id);
+        let mut settings = ContainerSettings::load(&dir)?;
+        let before = settings.networks.len();
+        settings.networks.retain(|a| a.network_id != net.id);
+        let endpoint = {
+            let _lock = store::lock_network(self.root(), &net.id)?;
+            let ep = live_endpoint(self.root(), &net.id, &rec.id);
+            let _ = std::fs::remove_file(store::endpoint_path(self.root(), &net.id, &rec.id));
+            ep
+        };
+        if before == settings.networks.len() && endpoint.is_none() {
+            if force {
+                return Ok(());
+            }
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                rec.id, net.name
+            )));
+        }
+        if let (Some(ep), Some(pid)) = (endpoint, store::live_helper(self.root(), &net.id)) {
+            bridge::detach(Path::new(&format!("/proc/{pid}/ns/net")), &ep.host_ifname)
+                .map_err(Error::Executor)?;
+        }
+        settings.save(&dir)
+    }
+}
