@@ -142,6 +142,7 @@ struct CreateBody {
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
     host_config: HostConfigBody,
+    networking_config: crate::networks::NetworkingConfigBody,
 }
 
 impl CreateBody {
@@ -204,6 +205,7 @@ impl CreateBody {
             None
         };
         let positive = |n: i64| u64::try_from(n).ok().filter(|n| *n > 0);
+        let endpoints = self.networking_config.into_endpoints(&h.network_mode);
         Ok(CreateOptions {
             name,
             image: self.image,
@@ -220,11 +222,7 @@ impl CreateBody {
             hostname: Some(self.hostname).filter(|h| !h.is_empty()),
             volumes: h.binds.unwrap_or_default(),
             mounts,
-            network: if h.network_mode.is_empty() {
-                "default".into()
-            } else {
-                h.network_mode
-            },
+            network: endpoints.network.clone(),
             publish,
             publish_all: h.publish_all_ports,
             add_hosts: h.extra_hosts.unwrap_or_default(),
@@ -246,6 +244,9 @@ impl CreateBody {
             auto_remove: h.auto_remove,
             stop_signal: self.stop_signal.filter(|s| !s.is_empty()),
             stop_timeout: self.stop_timeout.and_then(|t| u64::try_from(t).ok()),
+            network_aliases: endpoints.aliases,
+            ip: endpoints.ip,
+            extra_networks: endpoints.extra,
             ..CreateOptions::default()
         })
     }

@@ -23,8 +23,21 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut failed = false;
     for r in &args.images {
-        match engine.inspect_image(r) {
-            Ok(img) => out.push(serde_json::to_value(img)?),
+        // As `docker inspect`: a name that is no image may be a container or a network.
+        let found = match engine.inspect_image(r) {
+            Err(not_image) if not_image.is_not_found() => match engine.inspect_container(r) {
+                Ok(c) => Ok(serde_json::to_value(c)?),
+                Err(e) if e.is_not_found() => match engine.network_inspect(r) {
+                    Ok(n) => Ok(serde_json::to_value(n)?),
+                    Err(_) => Err(not_image),
+                },
+                Err(e) => Err(e),
+            },
+            Ok(img) => Ok(serde_json::to_value(img)?),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = true;

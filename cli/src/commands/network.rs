@@ -8,6 +8,14 @@ use kiln_engine::Engine;
 
 use crate::Globals;
 
+/// `println!` that stops quietly when the reader went away (`kiln network ls | grep -q`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Flags of `kiln network`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -124,7 +132,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 internal,
                 labels: kiln_engine::build::parse_labels(&labels),
             })?;
-            println!("{}", created.id);
+            say!("{}", created.id);
         }
         NetworkCommand::Ls {
             quiet,
@@ -142,10 +150,10 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             };
             if quiet {
                 for n in &list {
-                    println!("{}", id(&n.id));
+                    say!("{}", id(&n.id));
                 }
             } else {
-                println!(
+                say!(
                     "{:<width$}   {:<20}{:<10}SCOPE",
                     "NETWORK ID",
                     "NAME",
@@ -153,7 +161,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     width = if no_trunc { 64 } else { 12 }
                 );
                 for n in &list {
-                    println!("{}   {:<20}{:<10}{}", id(&n.id), n.name, n.driver, n.scope);
+                    say!("{}   {:<20}{:<10}{}", id(&n.id), n.name, n.driver, n.scope);
                 }
             }
         }
@@ -164,12 +172,12 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 match engine.network_inspect(n) {
                     Ok(r) => all.push(r),
                     Err(e) => {
-                        eprintln!("kiln: error: {e}");
+                        esay!("kiln: error: {e}");
                         failed = true;
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            say!("{}", serde_json::to_string_pretty(&all)?);
             if failed {
                 return Ok(ExitCode::FAILURE);
             }
@@ -178,10 +186,10 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             let mut failed = false;
             for n in names {
                 match engine.network_remove(&n) {
-                    Ok(()) => println!("{n}"),
+                    Ok(()) => say!("{n}"),
                     Err(kiln_engine::Error::NotFound(_)) if force => {}
                     Err(e) => {
-                        eprintln!("kiln: error: {e}");
+                        esay!("kiln: error: {e}");
                         failed = true;
                     }
                 }
@@ -210,9 +218,9 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             let filter = NetworkFilter::from_pairs(filter_flag_pairs(&filters)?)?;
             let removed = engine.network_prune(&filter)?;
             if !removed.is_empty() {
-                println!("Deleted Networks:");
+                say!("Deleted Networks:");
                 for n in removed {
-                    println!("{n}");
+                    say!("{n}");
                 }
             }
         }

@@ -701,6 +701,7 @@ impl Engine {
     pub fn container_summaries(&self, filter: &ContainerFilter) -> Result<Vec<ContainerSummary>> {
         let store = self.containers()?;
         store.cleanup_stale();
+        self.network_sweep();
         let mut out = Vec::new();
         for rec in store.list() {
             let settings = ContainerSettings::load(&store.dir(&rec.id)).unwrap_or_default();
