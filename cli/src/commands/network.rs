@@ -172,7 +172,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 match engine.network_inspect(n) {
                     Ok(r) => all.push(r),
                     Err(e) => {
-                        esay!("kiln: error: {e}");
+                        eprintln!("kiln: error: {e}");
                         failed = true;
                     }
                 }
@@ -189,7 +189,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     Ok(()) => say!("{n}"),
                     Err(kiln_engine::Error::NotFound(_)) if force => {}
                     Err(e) => {
-                        esay!("kiln: error: {e}");
+                        eprintln!("kiln: error: {e}");
                         failed = true;
                     }
                 }
