@@ -20,7 +20,9 @@ pub fn routes(router: &mut Router) {
         .route(Method::POST, "/networks/prune", |c| Box::pin(prune(c)))
         .route(Method::GET, "/networks/{id}", |c| Box::pin(inspect(c)))
         .route(Method::DELETE, "/networks/{id}", |c| Box::pin(remove(c)))
-        .route(Method::POST, "/networks/{id}/connect", |c| Box::pin(connect(c)))
+        .route(Method::POST, "/networks/{id}/connect", |c| {
+            Box::pin(connect(c))
+        })
         .route(Method::POST, "/networks/{id}/disconnect", |c| {
             Box::pin(disconnect(c))
         });

@@ -141,8 +141,20 @@ impl Endpoint {
 }
 
 /// Whether `pid` runs and started at `start` (the start time from `/proc/PID/stat`).
+/// A zombie counts as gone: a killed supervisor stays one until its parent (init, after the
+/// double fork) reaps it.
 pub fn process_alive(pid: i32, start: Option<u64>) -> bool {
-    pid > 0
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..i + 3))
+        .unwrap_or("?");
+    !matches!(state, "Z" | "X")
         && kiln_executor::state::process_start_time(pid)
             .is_some_and(|s| start.is_none_or(|w| w == s))
 }
