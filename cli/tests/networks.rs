@@ -172,6 +172,26 @@ fn networks_resolve_isolate_connect_and_leave_the_host_as_it_was() {
         "hello-net"
     );
 
+    // --network container:srv shares srv's namespace (its loopback) and name server
+    assert_eq!(
+        client(
+            &k,
+            "container:srv",
+            &[],
+            "timeout 5 wget -q -O- http://127.0.0.1/"
+        ),
+        "hello-net"
+    );
+    assert_eq!(
+        client(
+            &k,
+            "container:srv",
+            &[],
+            "timeout 5 wget -q -O- http://srv-alias/"
+        ),
+        "hello-net"
+    );
+
     // two replicas behind one alias: both addresses, in turns
     for n in ["p1", "p2"] {
         ok(

@@ -158,6 +158,9 @@ pub struct NetworkSpec {
     /// `None`, whose new namespace they are added to. The first one's address names the
     /// container in /etc/hosts and its gateway (the network's name server) is the resolver.
     pub attachments: Vec<crate::bridge::Attachment>,
+    /// `--network container:X`: the network namespace to join (e.g. `/proc/PID/ns/net` of
+    /// X's first process) instead of a new one; the mode is then `None`.
+    pub join_netns: Option<PathBuf>,
 }
 
 /// cgroup limits. `None` means unlimited.

@@ -343,7 +343,7 @@ impl Engine {
             &options.cap_drop,
         )
         .map_err(from_executor)?;
-        let network_name = if options.network.is_empty() {
+        let mut network_name = if options.network.is_empty() {
             "default".to_string()
         } else {
             options.network.clone()
@@ -359,6 +359,21 @@ impl Engine {
                 &network_name,
                 &primary,
             )?);
+            NetworkMode::None
+        } else if let Some(target) = network_name.strip_prefix("container:") {
+            // docker keeps the other container's id, so a rename does not break it
+            let rec = self.containers()?.find(target).map_err(from_executor)?;
+            network_name = format!("container:{}", rec.id);
+            if !options.publish.is_empty() || options.publish_all {
+                return Err(Error::invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            if !options.network_aliases.is_empty() {
+                return Err(Error::invalid(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
             NetworkMode::None
         } else {
             if !options.network_aliases.is_empty() {

@@ -292,7 +292,9 @@ fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
 /// The network's name as docker shows it: the default network is `bridge` (dockerd turns
 /// `default` into it too), kiln's being slirp4netns's user-mode NAT.
 fn network_name(settings: &ContainerSettings) -> String {
-    if crate::networks::attach::is_user_network(&settings.network_name) {
+    if crate::networks::attach::is_user_network(&settings.network_name)
+        || settings.network_name.starts_with("container:")
+    {
         return settings.network_name.clone();
     }
     match settings.network {

@@ -205,6 +205,9 @@ pub fn join_all(
     spec: &mut kiln_executor::spec::NetworkSpec,
 ) -> Result<()> {
     leave_all(root, &rec.id);
+    if let Some(target) = settings.network_name.strip_prefix("container:") {
+        return join_container(root, target, spec);
+    }
     let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let me = std::process::id() as i32;
     let owner = (me, kiln_executor::state::process_start_time(me));
@@ -226,6 +229,37 @@ pub fn join_all(
                 return Err(e);
             }
         }
+    }
+    Ok(())
+}
+
+/// `--network container:X`: the namespace of X's first process (X must run), and X's name
+/// servers unless `--dns` named others.
+fn join_container(
+    root: &Path,
+    target: &str,
+    spec: &mut kiln_executor::spec::NetworkSpec,
+) -> Result<()> {
+    let store = kiln_executor::state::Store::open(root).map_err(from_executor)?;
+    let other = store.find(target).map_err(from_executor)?;
+    let pid = other
+        .pid
+        .filter(|_| crate::containers::is_running(&other))
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "cannot join network namespace of a non running container: {}",
+                other.name
+            ))
+        })?;
+    spec.join_netns = Some(PathBuf::from(format!("/proc/{pid}/ns/net")));
+    if spec.dns.is_empty() {
+        let resolv = store.dir(&other.id).join("resolv.conf");
+        spec.dns = std::fs::read_to_string(resolv)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver"))
+            .map(|a| a.trim().to_string())
+            .collect();
     }
     Ok(())
 }
