@@ -23,6 +23,15 @@ fn docker_cli_manages_networks_and_runs_containers_on_them() {
     let Some(svc) = Service::start_for(DOCKER) else {
         return;
     };
+    // whatever fails below, no container is left running
+    struct Cleanup<'a>(&'a Service);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.run(&["rm", "-f", "web"]);
+            let _ = self.0.run(&["network", "rm", "dnet", "dnet2"]);
+        }
+    }
+    let _cleanup = Cleanup(&svc);
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "hello-api\n").unwrap();
     let vol = format!("{}:/www:ro", www.path().display());

@@ -101,11 +101,43 @@ fn alive(pid: i32) -> bool {
             .contains(") Z")
 }
 
+/// Removes every container and network of a root when dropped, so a failed assertion leaves
+/// no process or namespace behind.
+struct Cleanup<'a>(&'a Kiln);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = self
+            .0
+            .cmd()
+            .args(["ps", "-aq"])
+            .output()
+            .map(|o| text(&o))
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = self.0.cmd().args(["rm", "-f", id]).output();
+        }
+        let nets = self
+            .0
+            .cmd()
+            .args(["network", "ls", "-q", "--filter", "type=custom"])
+            .output();
+        for id in nets
+            .map(|o| text(&o))
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = self.0.cmd().args(["network", "rm", id]).output();
+        }
+    }
+}
+
 #[test]
 fn networks_resolve_isolate_connect_and_leave_the_host_as_it_was() {
     let fw_before = firewall_and_routes();
     let host_before = links_and_netns();
     let k = Kiln::new();
+    let _cleanup = Cleanup(&k);
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "hello-net\n").unwrap();
     let vol = format!("{}:/www:ro", www.path().display());
@@ -343,6 +375,7 @@ fn networks_resolve_isolate_connect_and_leave_the_host_as_it_was() {
 fn sigkill_of_supervisor_and_helper_leaves_nothing() {
     let host_before = links_and_netns();
     let k = Kiln::new();
+    let _cleanup = Cleanup(&k);
     ok(&k, &["network", "create", "tk"]);
     let id = ok(
         &k,
