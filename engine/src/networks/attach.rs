@@ -414,3 +414,66 @@ impl Engine {
         settings.save(&dir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> NetworkRecord {
+        NetworkRecord {
+            id: "a".repeat(64),
+            name: "n".into(),
+            created: String::new(),
+            driver: "bridge".into(),
+            subnet: "10.9.0.0/29".into(),
+            gateway: Ipv4Addr::new(10, 9, 0, 1),
+            internal: false,
+            attachable: true,
+            labels: Default::default(),
+        }
+    }
+
+    fn ep(ip: [u8; 4]) -> Endpoint {
+        Endpoint {
+            container_id: "c".repeat(64),
+            name: "c".into(),
+            aliases: Vec::new(),
+            endpoint_id: String::new(),
+            ipv4: Ipv4Addr::from(ip),
+            mac: String::new(),
+            host_ifname: String::new(),
+            ifname: "eth0".into(),
+            owner_pid: 1,
+            owner_start: None,
+        }
+    }
+
+    #[test]
+    fn addresses_skip_the_gateway_and_those_in_use() {
+        let n = net();
+        assert_eq!(
+            pick_address(&n, &[], None).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 2)
+        );
+        let used = [ep([10, 9, 0, 2]), ep([10, 9, 0, 3])];
+        assert_eq!(
+            pick_address(&n, &used, None).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 4)
+        );
+        assert!(pick_address(&n, &used, Some(Ipv4Addr::new(10, 9, 0, 3))).is_err());
+        assert!(pick_address(&n, &[], Some(Ipv4Addr::new(10, 9, 0, 1))).is_err());
+        let full: Vec<Endpoint> = (2..=6).map(|i| ep([10, 9, 0, i])).collect();
+        assert!(
+            pick_address(&n, &full, None).is_err(),
+            "a /29 has 6 host addresses"
+        );
+    }
+
+    #[test]
+    fn modes_are_not_user_networks() {
+        for m in ["", "none", "host", "default", "bridge", "container:abc"] {
+            assert!(!is_user_network(m), "{m}");
+        }
+        assert!(is_user_network("proj_default"));
+    }
+}

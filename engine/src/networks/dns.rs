@@ -116,9 +116,16 @@ impl NameServer {
                 let Ok((n, from)) = udp.recv_from(&mut buf) else {
                     continue;
                 };
-                if let Some(reply) = me.answer(&buf[..n]) {
-                    let _ = udp.send_to(&reply, from);
-                }
+                // A thread per query: one forwarded to a slow upstream must not hold up the
+                // names the network answers itself.
+                let (Ok(out), me, query) = (udp.try_clone(), me.clone(), buf[..n].to_vec()) else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    if let Some(reply) = me.answer(&query) {
+                        let _ = out.send_to(&reply, from);
+                    }
+                });
             }
         });
         std::thread::spawn(move || {

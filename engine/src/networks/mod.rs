@@ -492,3 +492,50 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_created_with_docker_pools_and_refused_twice() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Engine::new(t.path());
+        let opts = |name: &str| NetworkCreateOptions {
+            name: name.into(),
+            ..Default::default()
+        };
+        e.network_create(&opts("a")).unwrap();
+        e.network_create(&opts("b")).unwrap();
+        assert_eq!(
+            e.network_inspect("a").unwrap().ipam.config[0].subnet,
+            "172.18.0.0/16"
+        );
+        assert_eq!(
+            e.network_inspect("b").unwrap().ipam.config[0].subnet,
+            "172.19.0.0/16"
+        );
+        assert!(matches!(
+            e.network_create(&opts("a")),
+            Err(Error::Conflict(_))
+        ));
+        let overlapping = NetworkCreateOptions {
+            subnet: Some("172.18.5.0/24".into()),
+            ..opts("c")
+        };
+        assert!(e.network_create(&overlapping).is_err());
+        assert!(e.network_create(&opts("bad name")).is_err());
+        let names: Vec<String> = e
+            .network_list(&NetworkFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["bridge", "host", "none", "a", "b"]);
+        let custom = NetworkFilter::from_pairs([("type", "custom"), ("name", "b")]).unwrap();
+        assert_eq!(e.network_list(&custom).unwrap().len(), 1);
+        e.network_remove("a").unwrap();
+        assert!(e.network_inspect("a").unwrap_err().is_not_found());
+        assert_eq!(e.network_prune(&NetworkFilter::default()).unwrap(), ["b"]);
+    }
+}
