@@ -204,6 +204,27 @@ fn networks_resolve_isolate_connect_and_leave_the_host_as_it_was() {
         "hello-net"
     );
 
+    // --ip picks the address; a taken one is refused
+    assert!(
+        client(&k, "ta", &["--ip", "10.231.7.77"], "ip -4 addr show eth0")
+            .contains("inet 10.231.7.77/24")
+    );
+    let taken = k
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "ta",
+            "--ip",
+            &ip,
+            "busybox",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!taken.status.success(), "{ip} is srv's");
+
     // --network container:srv shares srv's namespace (its loopback) and name server
     assert_eq!(
         client(

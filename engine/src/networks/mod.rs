@@ -239,6 +239,27 @@ fn default_pools() -> impl Iterator<Item = Subnet> {
     b16.chain(c20)
 }
 
+/// The subnets of the host's own routes (not the default one), read from
+/// `/proc/net/route`: like docker, a default pool that overlaps one is skipped, so a
+/// container can still reach the host's own networks through the way out.
+fn host_route_subnets() -> Vec<Subnet> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // little-endian words: the kernel prints the address as it lies in memory
+            let prefix_len = u32::from_be(mask.swap_bytes()).count_ones() as u8;
+            (prefix_len > 0).then(|| Subnet {
+                base: Ipv4Addr::from(dest.swap_bytes()),
+                prefix_len,
+            })
+        })
+        .collect()
+}
+
 /// slirp4netns' own subnet in a network's namespace (its `tap0`).
 const SLIRP_SUBNET: &str = "10.0.2.0/24";
 
@@ -346,7 +367,7 @@ impl Engine {
                 options.name
             )));
         }
-        let taken: Vec<Subnet> = existing.iter().filter_map(|n| n.subnet().ok()).collect();
+        let mut taken: Vec<Subnet> = existing.iter().filter_map(|n| n.subnet().ok()).collect();
         let subnet = match &options.subnet {
             Some(s) => {
                 let s = Subnet::parse(s)?;
@@ -366,13 +387,16 @@ impl Engine {
                 }
                 s
             }
-            None => default_pools()
+            None => {
+                taken.extend(host_route_subnets());
+                default_pools()
                 .find(|p| !taken.iter().any(|t| t.overlaps(p)))
                 .ok_or_else(|| {
                     Error::invalid(
                         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
                     )
-                })?,
+                })?
+            }
         };
         let gateway = match &options.gateway {
             Some(g) => {
@@ -507,20 +531,23 @@ mod tests {
         };
         e.network_create(&opts("a")).unwrap();
         e.network_create(&opts("b")).unwrap();
-        assert_eq!(
-            e.network_inspect("a").unwrap().ipam.config[0].subnet,
-            "172.18.0.0/16"
-        );
-        assert_eq!(
-            e.network_inspect("b").unwrap().ipam.config[0].subnet,
-            "172.19.0.0/16"
-        );
+        // docker's pools in order, skipping any the host routes to
+        let host = host_route_subnets();
+        let mut pools = default_pools().filter(|p| !host.iter().any(|h| h.overlaps(p)));
+        let (first, second) = (pools.next().unwrap(), pools.next().unwrap());
+        let subnet = |n: &str| e.network_inspect(n).unwrap().ipam.config[0].subnet.clone();
+        assert_eq!(subnet("a"), first.to_string());
+        assert_eq!(subnet("b"), second.to_string());
         assert!(matches!(
             e.network_create(&opts("a")),
             Err(Error::Conflict(_))
         ));
+        let inside_a = Subnet {
+            base: Ipv4Addr::from(u32::from(first.base) + 256),
+            prefix_len: 24,
+        };
         let overlapping = NetworkCreateOptions {
-            subnet: Some("172.18.5.0/24".into()),
+            subnet: Some(inside_a.to_string()),
             ..opts("c")
         };
         assert!(e.network_create(&overlapping).is_err());
@@ -537,5 +564,31 @@ mod tests {
         e.network_remove("a").unwrap();
         assert!(e.network_inspect("a").unwrap_err().is_not_found());
         assert_eq!(e.network_prune(&NetworkFilter::default()).unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn host_routes_are_those_ip_route_lists() {
+        let Ok(out) = std::process::Command::new("ip")
+            .args(["-4", "route", "show", "table", "main"])
+            .output()
+        else {
+            return;
+        };
+        let mut want: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|d| *d != "default")
+            .map(|d| {
+                if d.contains('/') {
+                    d.to_string()
+                } else {
+                    format!("{d}/32")
+                }
+            })
+            .collect();
+        let mut got: Vec<String> = host_route_subnets().iter().map(|s| s.to_string()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
     }
 }
