@@ -6,6 +6,7 @@ use kiln_engine::images::filter_flag_pairs;
 use kiln_engine::networks::{ConnectOptions, NetworkCreateOptions, NetworkFilter};
 use kiln_engine::Engine;
 
+use super::display::template;
 use crate::Globals;
 
 /// `println!` that stops quietly when the reader went away (`kiln network ls | grep -q`).
@@ -60,12 +61,19 @@ enum NetworkCommand {
         /// Filter (`name=`, `id=`, `label=K[=V]`, `driver=`, `type=custom|builtin`).
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<String>,
+        /// A Go-template subset per network: `{{.ID}} {{.Name}} {{.Driver}} {{.Scope}}`,
+        /// `{{.Internal}}`, `{{.Labels}}`, `{{.CreatedAt}}`.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Print networks' details as JSON.
     Inspect {
         /// Network names or IDs.
         #[arg(required = true)]
         names: Vec<String>,
+        /// A Go-template subset over docker's JSON (`{{.Id}}`, `{{.IPAM.Config}}`, ...).
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Remove networks.
     #[command(alias = "remove")]
@@ -138,6 +146,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             quiet,
             no_trunc,
             filters,
+            format,
         } => {
             let filter = NetworkFilter::from_pairs(filter_flag_pairs(&filters)?)?;
             let list = engine.network_list(&filter)?;
@@ -148,7 +157,23 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     s.chars().take(12).collect()
                 }
             };
-            if quiet {
+            if let Some(fmt) = format.filter(|f| !f.is_empty() && !quiet) {
+                for n in &list {
+                    let labels: Vec<String> =
+                        n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let row = serde_json::json!({
+                        "ID": id(&n.id),
+                        "Name": n.name,
+                        "Driver": n.driver,
+                        "Scope": n.scope,
+                        "IPv6": n.enable_ipv6,
+                        "Internal": n.internal,
+                        "Labels": labels.join(","),
+                        "CreatedAt": n.created,
+                    });
+                    say!("{}", template(&fmt, &row)?);
+                }
+            } else if quiet {
                 for n in &list {
                     say!("{}", id(&n.id));
                 }
@@ -165,7 +190,7 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        NetworkCommand::Inspect { names } => {
+        NetworkCommand::Inspect { names, format } => {
             let mut all = Vec::new();
             let mut failed = false;
             for n in &names {
@@ -177,7 +202,16 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            say!("{}", serde_json::to_string_pretty(&all)?);
+            match format.as_deref() {
+                None | Some("") | Some("json") => {
+                    say!("{}", serde_json::to_string_pretty(&all)?)
+                }
+                Some(fmt) => {
+                    for n in &all {
+                        say!("{}", template(fmt, &serde_json::to_value(n)?)?);
+                    }
+                }
+            }
             if failed {
                 return Ok(ExitCode::FAILURE);
             }

@@ -157,7 +157,7 @@ fn join(
         endpoint_id: endpoint_id.clone(),
         ipv4: ip,
         mac: bridge::mac_string(mac),
-        host_ifname: format!("kv{}", &endpoint_id[..12]),
+        host_ifname: format!("kv{}", endpoint_id.get(..12).unwrap_or(&endpoint_id)),
         ifname: ifname.clone(),
         owner_pid: owner.0,
         owner_start: owner.1,

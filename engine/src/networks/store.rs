@@ -104,7 +104,7 @@ impl NetworkRecord {
 
     /// The bridge's name inside the network's namespace.
     pub fn bridge(&self) -> String {
-        format!("br-{}", &self.id[..12])
+        format!("br-{}", self.id.get(..12).unwrap_or(&self.id))
     }
 }
 
