@@ -397,6 +397,9 @@ fn sigkill_of_supervisor_and_helper_leaves_nothing() {
     let host_before = links_and_netns();
     let k = Kiln::new();
     let _cleanup = Cleanup(&k);
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "hello-again\n").unwrap();
+    let vol = format!("{}:/www:ro", www.path().display());
     ok(&k, &["network", "create", "tk"]);
     let id = ok(
         &k,
@@ -407,12 +410,37 @@ fn sigkill_of_supervisor_and_helper_leaves_nothing() {
             "victim",
             "--network",
             "tk",
+            "-v",
+            &vol,
             "busybox",
-            "sleep",
-            "300",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
         ],
     );
     let id = id.trim();
+    // the helper alone killed: the next kiln command starts another, which makes the
+    // running container's veth again
+    let first = helper_pids(k.root.path());
+    assert_eq!(first.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(first[0]) {
+        assert!(Instant::now() < deadline, "the helper survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(&k, &["ps"]);
+    assert_eq!(
+        client(&k, "tk", &[], "timeout 5 wget -q -O- http://victim/"),
+        "hello-again"
+    );
     let state: serde_json::Value = serde_json::from_slice(
         &std::fs::read(k.root.path().join("containers").join(id).join("state.json")).unwrap(),
     )

@@ -110,6 +110,16 @@ pub fn attach(att: &Attachment, container_ns: &File) -> Result<()> {
     result
 }
 
+/// Deletes the link `name` of the namespace `ns` if there is one (a veth whose other end is
+/// in a namespace being torn down). Used before making an interface anew.
+pub fn remove_stale_link(ns: &File, name: &str) -> Result<()> {
+    let mut nl = Netlink::open_in(ns)?;
+    match nl.link_index(name) {
+        Ok(i) => nl.del_link(i),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Removes a container from a network: deleting the veth end on the bridge deletes the
 /// container's end too. A link already gone is not an error.
 pub fn detach(network_ns: &Path, host_ifname: &str) -> Result<()> {

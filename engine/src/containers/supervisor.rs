@@ -367,6 +367,7 @@ impl Supervisor {
         };
         self.rec.status = Status::Running;
         self.rec.pid = Some(running.pid);
+        crate::networks::attach::record_netns(&self.root, &self.rec.id, running.pid);
         self.rec.started_at = Some(now_nanos());
         self.rec.ports = running
             .ports

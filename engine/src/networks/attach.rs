@@ -161,6 +161,8 @@ fn join(
         ifname: ifname.clone(),
         owner_pid: owner.0,
         owner_start: owner.1,
+        netns_pid: None,
+        default_route: default_route && !net.internal,
     };
     store::write_json(&path, &ep)?;
     let pid = match helper::ensure(root, program, &net.id) {
@@ -231,6 +233,60 @@ pub fn join_all(
         }
     }
     Ok(())
+}
+
+/// Records the container's first process in its endpoint files, once it runs.
+pub fn record_netns(root: &Path, container_id: &str, pid: i32) {
+    for net in store::load_all(root) {
+        let path = store::endpoint_path(root, &net.id, container_id);
+        let Ok(_lock) = store::lock_network(root, &net.id) else {
+            continue;
+        };
+        let Some(mut ep) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Endpoint>(&b).ok())
+        else {
+            continue;
+        };
+        ep.netns_pid = Some(pid);
+        let _ = store::write_json(&path, &ep);
+    }
+}
+
+/// In a helper started again while containers still hold endpoints (the last one was
+/// killed): their veths went with the old namespace, so each is made anew.
+pub(crate) fn reattach_all(root: &Path, net: &NetworkRecord) {
+    let Ok(subnet) = net.subnet() else {
+        return;
+    };
+    let me = std::process::id();
+    for ep in store::endpoints(root, &net.id)
+        .into_iter()
+        .filter(Endpoint::alive)
+    {
+        let Some(pid) = ep.netns_pid else {
+            continue;
+        };
+        let Ok(ns) = std::fs::File::open(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        let att = Attachment {
+            network_ns: PathBuf::from(format!("/proc/{me}/ns/net")),
+            bridge: net.bridge(),
+            host_ifname: ep.host_ifname.clone(),
+            ifname: ep.ifname.clone(),
+            address: ep.ipv4,
+            prefix_len: subnet.prefix_len,
+            gateway: net.gateway,
+            default_route: ep.default_route,
+            mac: bridge::mac_for(ep.ipv4),
+        };
+        // The old namespace is freed asynchronously: its veth may still hold the name.
+        let _ = bridge::remove_stale_link(&ns, &ep.ifname);
+        if let Err(e) = bridge::attach(&att, &ns) {
+            eprintln!("kiln network-helper: re-attaching {}: {e}", ep.name);
+        }
+    }
 }
 
 /// `--network container:X`: the namespace of X's first process (X must run), and X's name
@@ -371,6 +427,9 @@ impl Engine {
             let attached = std::fs::File::open(&ns_path)
                 .map_err(|e| Error::io("opening", Path::new(&ns_path), e))
                 .and_then(|ns| bridge::attach(&a, &ns).map_err(Error::Executor));
+            if attached.is_ok() {
+                record_netns(self.root(), &rec.id, pid);
+            }
             if let Err(e) = attached {
                 let _ = std::fs::remove_file(store::endpoint_path(
                     self.root(),
@@ -445,6 +504,8 @@ mod tests {
             ifname: "eth0".into(),
             owner_pid: 1,
             owner_start: None,
+            netns_pid: None,
+            default_route: false,
         }
     }
 

@@ -196,11 +196,12 @@ impl NameServer {
         reply.questions.push(question.clone());
         match known {
             None => {
-                *reply.rcode_mut() = if self.internal || self.upstream.is_none() {
-                    RCODE::NameError
-                } else {
-                    RCODE::ServerFailure
-                };
+                *reply.rcode_mut() =
+                    if self.internal || self.upstream.is_none() || self.resolvers.is_empty() {
+                        RCODE::NameError
+                    } else {
+                        RCODE::ServerFailure
+                    };
             }
             Some(mut ips) => {
                 reply.set_flags(PacketFlag::AUTHORITATIVE_ANSWER);
@@ -259,6 +260,8 @@ mod tests {
             ifname: "eth0".into(),
             owner_pid: std::process::id() as i32,
             owner_start: None,
+            netns_pid: None,
+            default_route: false,
         }
     }
 

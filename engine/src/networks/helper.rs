@@ -216,6 +216,7 @@ impl Helper {
             helper.refresh_isolation();
         }
         drop(host_ns);
+        super::attach::reattach_all(root, &net);
         let server = NameServer::new(root, &net, upstream, resolvers);
         let addr = SocketAddr::from((net.gateway, 53));
         let udp = UdpSocket::bind(addr)

@@ -338,6 +338,10 @@ impl Engine {
             };
             if store::drop_stale(self.root(), &rec.id).is_empty() {
                 helper::stop(self.root(), &rec.id);
+            } else if store::live_helper(self.root(), &rec.id).is_none() {
+                // Killed under running containers: a new one makes their veths again (a
+                // failure here shows at the next join, which needs the helper too).
+                let _ = helper::ensure(self.root(), &self.program(), &rec.id);
             }
         }
     }

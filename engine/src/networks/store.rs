@@ -131,6 +131,13 @@ pub struct Endpoint {
     pub owner_pid: i32,
     /// That process's start time, so a reused pid is never mistaken for it.
     pub owner_start: Option<u64>,
+    /// The container's first process once it runs (whose namespace holds `ifname`), so a
+    /// helper started again after a crash can make the veth anew.
+    #[serde(default)]
+    pub netns_pid: Option<i32>,
+    /// Whether the container's default route goes through this network.
+    #[serde(default)]
+    pub default_route: bool,
 }
 
 impl Endpoint {
