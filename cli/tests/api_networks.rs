@@ -152,3 +152,55 @@ fn docker_cli_manages_networks_and_runs_containers_on_them() {
     let ls = ok(&svc, &["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.lines().any(|l| l.starts_with("dnet")), "{ls}");
 }
+
+/// docker-compose 1.29 through the API: its default network (`PROJECT_default`), containers
+/// joined with their service names as aliases, one service reaching another by name, and
+/// the network gone after `down`.
+#[test]
+fn compose_1_29_services_reach_each_other_on_the_default_network() {
+    let Some(svc) = Service::start_for("/usr/bin/docker-compose") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello-compose\n").unwrap();
+    let file = dir.path().join("compose.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n    volumes: [\"{}:/www:ro\"]\n  client:\n    image: busybox:latest\n    depends_on: [web]\n    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do timeout 5 wget -q -O- http://web/ && break; sleep 0.3; done; exec sleep 300\"]\n",
+            www.display()
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = svc.client("/usr/bin/docker-compose");
+        c.args(["-p", "cnet", "-f"]).arg(&file).args(args);
+        c.output().unwrap()
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-t", "1"]);
+        }
+    }
+    let _down = Down(&compose);
+    let o = compose(&["up", "-d"]);
+    assert!(o.status.success(), "up: {o:?}");
+    let nets = svc.kiln.cmd().args(["network", "ls"]).output().unwrap();
+    assert!(out(&nets).contains("cnet_default"), "{}", out(&nets));
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = out(&compose(&["logs", "--no-color", "client"]));
+        if logs.contains("hello-compose") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logs.contains("hello-compose"), "{logs}");
+    let o = compose(&["down", "-t", "1"]);
+    assert!(o.status.success(), "down: {o:?}");
+    let nets = svc.kiln.cmd().args(["network", "ls"]).output().unwrap();
+    assert!(!out(&nets).contains("cnet_default"), "{}", out(&nets));
+}
