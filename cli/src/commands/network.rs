@@ -149,7 +149,9 @@ pub fn run(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let filter = NetworkFilter::from_pairs(filter_flag_pairs(&filters)?)?;
-            let list = engine.network_list(&filter)?;
+            let mut list = engine.network_list(&filter)?;
+            // docker's CLI lists by name
+            list.sort_by(|a, b| a.name.cmp(&b.name));
             let id = |s: &str| -> String {
                 if no_trunc {
                     s.to_string()
