@@ -324,6 +324,43 @@ mod tests {
     }
 
     #[test]
+    fn unknown_names_are_forwarded_and_the_reply_relayed() {
+        let t = tempfile::tempdir().unwrap();
+        // a resolver of our own on loopback, answering every query with 192.0.2.9
+        let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let resolver = upstream.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, from) = upstream.recv_from(&mut buf).unwrap();
+            let q = Packet::parse(&buf[..n]).unwrap();
+            let mut r = Packet::new_reply(q.id());
+            r.questions.push(q.questions[0].clone());
+            r.answers.push(ResourceRecord::new(
+                q.questions[0].qname.clone(),
+                CLASS::IN,
+                60,
+                RData::A(A::from(Ipv4Addr::new(192, 0, 2, 9))),
+            ));
+            upstream
+                .send_to(&r.build_bytes_vec().unwrap(), from)
+                .unwrap();
+        });
+        let mut s = server_with(t.path(), false, &[ep("a", "srv", &[], [10, 0, 0, 2])]);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.upstream = Some(Arc::new(Mutex::new(sock)));
+        s.resolvers = vec![resolver];
+        let known = ask(&s, "srv", TYPE::A);
+        assert_eq!(known.answers.len(), 1, "a known name is answered here");
+        let other = ask(&s, "example.test", TYPE::A);
+        assert_eq!(other.rcode(), RCODE::NoError);
+        assert_eq!(
+            format!("{:?}", other.answers[0].rdata),
+            format!("{:?}", RData::A(A::from(Ipv4Addr::new(192, 0, 2, 9))))
+        );
+    }
+
+    #[test]
     fn answers_a_aaaa_and_unknown_names() {
         let t = tempfile::tempdir().unwrap();
         let s = server_with(
