@@ -10,9 +10,7 @@ use kiln_executor::spec::{CacheSharing, NetworkMode, Resources};
 use kiln_executor::state::{ContainerRecord, Status};
 use kiln_executor::volume::Volumes;
 
-use super::config::{
-    parse_add_host, parse_network, parse_publish, parse_security_opts, parse_size, parse_ulimit,
-};
+use super::config::{parse_add_host, parse_publish, parse_security_opts, parse_size, parse_ulimit};
 use super::from_executor;
 use super::settings::{ContainerMount, ContainerSettings};
 use crate::{Engine, Error, Result, ResultExt};
@@ -343,55 +341,7 @@ impl Engine {
             &options.cap_drop,
         )
         .map_err(from_executor)?;
-        let mut network_name = if options.network.is_empty() {
-            "default".to_string()
-        } else {
-            options.network.clone()
-        };
-        let mut networks = Vec::new();
-        let network = if crate::networks::attach::is_user_network(&network_name) {
-            let primary = crate::networks::ConnectOptions {
-                aliases: options.network_aliases.clone(),
-                ipv4: options.ip.clone(),
-            };
-            networks.push(crate::networks::attach::attachment_for(
-                self,
-                &network_name,
-                &primary,
-            )?);
-            NetworkMode::None
-        } else if let Some(target) = network_name.strip_prefix("container:") {
-            // docker keeps the other container's id, so a rename does not break it
-            let rec = self.containers()?.find(target).map_err(from_executor)?;
-            network_name = format!("container:{}", rec.id);
-            if !options.publish.is_empty() || options.publish_all {
-                return Err(Error::invalid(
-                    "conflicting options: port publishing and the container type network mode",
-                ));
-            }
-            if !options.network_aliases.is_empty() {
-                return Err(Error::invalid(
-                    "network-scoped alias is supported only for containers in user defined networks",
-                ));
-            }
-            NetworkMode::None
-        } else {
-            if !options.network_aliases.is_empty() {
-                return Err(Error::invalid(
-                    "network-scoped alias is supported only for containers in user defined networks",
-                ));
-            }
-            parse_network(&network_name)?
-        };
-        for (name, opts) in &options.extra_networks {
-            let att = crate::networks::attach::attachment_for(self, name, opts)?;
-            if !networks
-                .iter()
-                .any(|a: &crate::networks::NetworkAttachment| a.network_id == att.network_id)
-            {
-                networks.push(att);
-            }
-        }
+        let (network, network_name, networks) = crate::networks::attach::for_create(self, options)?;
         let mut ports = options
             .publish
             .iter()

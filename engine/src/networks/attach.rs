@@ -74,6 +74,61 @@ pub(crate) fn attachment_for(
     })
 }
 
+/// What `create` decides about a container's network: the mode, the name as stored
+/// (`container:ID` for another container's namespace) and the user networks it joins.
+pub(crate) fn for_create(
+    engine: &Engine,
+    options: &crate::containers::CreateOptions,
+) -> Result<(NetworkMode, String, Vec<NetworkAttachment>)> {
+    let mut name = if options.network.is_empty() {
+        "default".to_string()
+    } else {
+        options.network.clone()
+    };
+    let no_aliases = || -> Result<()> {
+        if options.network_aliases.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ))
+        }
+    };
+    let mut networks = Vec::new();
+    let mode = if is_user_network(&name) {
+        let primary = ConnectOptions {
+            aliases: options.network_aliases.clone(),
+            ipv4: options.ip.clone(),
+        };
+        networks.push(attachment_for(engine, &name, &primary)?);
+        NetworkMode::None
+    } else if let Some(target) = name.strip_prefix("container:") {
+        // docker keeps the other container's id, so a rename does not break it
+        let rec = engine.containers()?.find(target).map_err(from_executor)?;
+        name = format!("container:{}", rec.id);
+        if !options.publish.is_empty() || options.publish_all {
+            return Err(Error::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ));
+        }
+        no_aliases()?;
+        NetworkMode::None
+    } else {
+        no_aliases()?;
+        crate::containers::config::parse_network(&name)?
+    };
+    for (net, opts) in &options.extra_networks {
+        let att = attachment_for(engine, net, opts)?;
+        if !networks
+            .iter()
+            .any(|a: &NetworkAttachment| a.network_id == att.network_id)
+        {
+            networks.push(att);
+        }
+    }
+    Ok((mode, name, networks))
+}
+
 /// Whether a network is a user-defined one rather than a mode (`none`, `host`, `default`,
 /// `bridge`, `container:...`).
 pub fn is_user_network(name: &str) -> bool {
