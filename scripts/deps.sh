@@ -11,7 +11,8 @@ PKGS=(
   skopeo umoci jq podman       # store tests: images checked by tools kiln did not write
   buildah                      # differential tests: testdata/build-diff built by kiln and by buildah
   pigz zstd                    # store benchmarks compare against these
-  slirp4netns                  # the default network mode of kiln run
+  slirp4netns                  # the default network mode of kiln run, and user networks' way out
+  iptables                     # NAT and isolation rules inside a user network's own namespace (never the host's)
   runc                         # the runtime benchmark compares against it
   bsdutils curl                # script(1) for pty tests, curl for port publishing
   docker-registry apache2-utils skopeo openssl   # registry tests: a real registry, htpasswd, image checks, token keys

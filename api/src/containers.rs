@@ -145,6 +145,7 @@ struct CreateBody {
     stop_timeout: Option<i64>,
     host_config: HostConfigBody,
     healthcheck: Option<Healthcheck>,
+    networking_config: crate::networks::NetworkingConfigBody,
 }
 
 impl CreateBody {
@@ -207,6 +208,7 @@ impl CreateBody {
             None
         };
         let positive = |n: i64| u64::try_from(n).ok().filter(|n| *n > 0);
+        let endpoints = self.networking_config.into_endpoints(&h.network_mode);
         Ok(CreateOptions {
             name,
             image: self.image,
@@ -223,11 +225,7 @@ impl CreateBody {
             hostname: Some(self.hostname).filter(|h| !h.is_empty()),
             volumes: h.binds.unwrap_or_default(),
             mounts,
-            network: if h.network_mode.is_empty() {
-                "default".into()
-            } else {
-                h.network_mode
-            },
+            network: endpoints.network.clone(),
             publish,
             publish_all: h.publish_all_ports,
             add_hosts: h.extra_hosts.unwrap_or_default(),
@@ -253,6 +251,9 @@ impl CreateBody {
             // check applies then, as dockerd merges field by field.
             healthcheck: self.healthcheck,
             restart_policy: h.restart_policy.unwrap_or_default(),
+            network_aliases: endpoints.aliases,
+            ip: endpoints.ip,
+            extra_networks: endpoints.extra,
             ..CreateOptions::default()
         })
     }

@@ -23,6 +23,7 @@
 //! - [`build`]: `POST /build`, the classic builder's stream.
 //! - [`images`]: image list, inspect, history, tag, remove, save, load, prune.
 //! - [`volumes`]: volumes and `GET /system/df`.
+//! - [`networks`]: `/networks` and a container create's `NetworkingConfig`.
 //! - [`auth`]: `X-Registry-Auth`/`X-Registry-Config` and `POST /auth`.
 //! - [`registry`]: pull and import (`POST /images/create`) and push.
 //! - [`transfer`]: docker's pull and push progress messages, and a transfer's stream.
@@ -39,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod query;
 pub mod registry;
 pub mod router;

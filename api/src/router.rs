@@ -177,6 +177,7 @@ impl Router {
         crate::images::routes(&mut router);
         crate::build::routes(&mut router);
         crate::volumes::routes(&mut router);
+        crate::networks::routes(&mut router);
         crate::auth::routes(&mut router);
         crate::registry::routes(&mut router);
         router

@@ -96,6 +96,14 @@ enum Command {
     Exec(commands::exec::Args),
     /// Manage named volumes.
     Volume(commands::volume::Args),
+    /// Manage networks.
+    Network(commands::network::Args),
+    /// The helper of one user-defined network (run by kiln itself, never by hand).
+    #[command(name = "network-helper", hide = true)]
+    NetworkHelper {
+        /// The network's id.
+        id: String,
+    },
     /// Copy files between a container and the host.
     Cp(commands::cp::Args),
     /// Show a running container's processes.
@@ -161,6 +169,8 @@ fn main() -> ExitCode {
         Command::Rm(args) => commands::rm::run(&globals, args),
         Command::Exec(args) => commands::exec::run(&globals, args),
         Command::Volume(args) => commands::volume::run(&globals, args),
+        Command::Network(args) => commands::network::run(&globals, args),
+        Command::NetworkHelper { id } => kiln_engine::networks::helper::run(&globals.root, &id),
         Command::Cp(args) => commands::cp::run(&globals, args),
         Command::Top(args) => commands::top::run(&globals, args),
         Command::Stats(args) => commands::stats::run(&globals, args),

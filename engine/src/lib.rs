@@ -20,6 +20,7 @@ pub mod events;
 pub mod images;
 pub mod import_changes;
 pub mod login;
+pub mod networks;
 pub mod pull;
 pub mod push;
 pub mod registry_store;

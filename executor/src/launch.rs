@@ -74,6 +74,8 @@ struct RootPlan {
     files: Vec<GeneratedFile>,
     hostname: Option<String>,
     new_net: bool,
+    /// A network namespace to join instead of a new one (`--network container:X`).
+    join_net: Option<RawFd>,
     readonly: bool,
     sync_upper: bool,
 }
@@ -381,8 +383,12 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
     }
     let locks = prepare_caches(&mut spec.mounts)?;
     let files = network::generate_files(&state, &spec.hostname, &spec.network)?;
+    let join_net = match &spec.network.join_netns {
+        Some(p) => Some(std::fs::File::open(p).map_err(|e| Error::io(p, e))?),
+        None => None,
+    };
     let cgroups = Cgroups::create(&spec.id, &spec.resources)?;
-    let new_net = spec.network.mode != NetworkMode::Host;
+    let new_net = spec.network.mode != NetworkMode::Host && join_net.is_none();
     let plan = proc_plan(
         &spec.process,
         &spec.capabilities,
@@ -404,8 +410,9 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
         devs_dir,
         mounts: spec.mounts.clone(),
         files,
-        hostname: new_net.then(|| spec.hostname.clone()),
+        hostname: (spec.network.mode != NetworkMode::Host).then(|| spec.hostname.clone()),
         new_net,
+        join_net: join_net.as_ref().map(|f| f.as_raw_fd()),
         readonly: spec.readonly_rootfs,
         sync_upper: spec.sync_upper,
     };
@@ -445,6 +452,13 @@ pub fn start(mut spec: ContainerSpec) -> Result<Running> {
     let net_setup = (|| -> Result<()> {
         if spec.network.mode == NetworkMode::Default {
             running.slirp = Some(Slirp::start(pid)?);
+        }
+        if !spec.network.attachments.is_empty() && new_net {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|e| Error::io("container netns", e))?;
+            for att in &spec.network.attachments {
+                crate::bridge::attach(att, &ns)?;
+            }
         }
         if !spec.network.ports.is_empty() && new_net {
             let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
@@ -622,7 +636,15 @@ fn holder_main(
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(1) };
     }
-    if let Some((_, flags)) = root {
+    if let Some((rp, flags)) = root {
+        if let Some(fd) = rp.join_net {
+            // SAFETY: the descriptor stays open in kiln until the holder has started, and
+            // the fork gave the holder its own copy.
+            let ns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            if let Err(e) = nix::sched::setns(ns, CloneFlags::CLONE_NEWNET) {
+                die(fds.err, 1, &format!("join the network namespace: {e}"));
+            }
+        }
         if let Err(e) = nix::sched::unshare(flags) {
             die(fds.err, 1, &format!("unshare namespaces: {e}"));
         }

@@ -16,12 +16,14 @@
 
 #![deny(missing_docs)]
 
+pub mod bridge;
 pub mod caps;
 pub mod cgroups;
 pub mod error;
 pub mod image;
 pub mod launch;
 pub mod mounts;
+pub mod netlink;
 pub mod network;
 pub mod overlay;
 pub mod proxy;

@@ -64,7 +64,16 @@ pub fn generate_files(dir: &Path, hostname: &str, net: &NetworkSpec) -> Result<V
     for (name, ip) in &net.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
     }
+    let first = net
+        .attachments
+        .first()
+        .filter(|_| net.mode != NetworkMode::Host);
     match net.mode {
+        _ if first.is_some() => {
+            if let Some(a) = first {
+                hosts.push_str(&format!("{}\t{hostname}\n", a.address));
+            }
+        }
         NetworkMode::Default => hosts.push_str(&format!("{SLIRP_GUEST_IP}\t{hostname}\n")),
         NetworkMode::None => hosts.push_str(&format!("127.0.0.1\t{hostname}\n")),
         NetworkMode::Host => {}
@@ -77,6 +86,16 @@ pub fn generate_files(dir: &Path, hostname: &str, net: &NetworkSpec) -> Result<V
             .collect()
     } else if net.mode == NetworkMode::Host {
         host_resolv
+    } else if let Some(a) = first {
+        // The network's own name server on its gateway, as podman's; docker's 127.0.0.11
+        // needs a DNAT rule inside every container, a gateway address none. The host's search
+        // domains are kept; names it does not know are forwarded to the host's resolvers.
+        let mut out = format!("nameserver {}\n", a.gateway);
+        for l in host_resolv.lines().filter(|l| l.starts_with("search")) {
+            out.push_str(&format!("{l}\n"));
+        }
+        out.push_str("options ndots:0\n");
+        out
     } else {
         // Loopback resolvers of the host (systemd-resolved, dnsmasq) are not
         // reachable from another namespace: drop them, as docker does.
@@ -127,6 +146,13 @@ impl Slirp {
     /// Starts slirp4netns for the namespace of `pid` and waits until the
     /// tap device is configured.
     pub fn start(pid: i32) -> Result<Slirp> {
+        Slirp::start_from(pid, None)
+    }
+
+    /// As [`Slirp::start`], with slirp4netns itself running in the network namespace
+    /// `outside` (an open namespace file) rather than the caller's: a process whose own
+    /// namespace is the one served (a user network's helper) gives it the host's.
+    pub fn start_from(pid: i32, outside: Option<std::os::fd::RawFd>) -> Result<Slirp> {
         let (ready_r, ready_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
         let (exit_r, exit_w) =
@@ -145,11 +171,16 @@ impl Slirp {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        // SAFETY: only dup2 (async-signal-safe) runs between fork and exec;
+        // SAFETY: only setns and dup2 (async-signal-safe) run between fork and exec;
         // dup2 clears CLOEXEC on the copies slirp4netns inherits as 3 and 4.
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
+                if let Some(ns) = outside {
+                    if libc::setns(ns, libc::CLONE_NEWNET) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 if libc::dup2(rw, 3) < 0 || libc::dup2(er, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -154,6 +154,13 @@ pub struct NetworkSpec {
     pub extra_hosts: Vec<(String, String)>,
     /// Name servers for /etc/resolv.conf (empty = derive from the host's).
     pub dns: Vec<String>,
+    /// User-defined networks joined at start, in order (`eth0`, `eth1`, ...); with mode
+    /// `None`, whose new namespace they are added to. The first one's address names the
+    /// container in /etc/hosts and its gateway (the network's name server) is the resolver.
+    pub attachments: Vec<crate::bridge::Attachment>,
+    /// `--network container:X`: the network namespace to join (e.g. `/proc/PID/ns/net` of
+    /// X's first process) instead of a new one; the mode is then `None`.
+    pub join_netns: Option<PathBuf>,
 }
 
 /// cgroup limits. `None` means unlimited.

@@ -1,5 +1,6 @@
-//! `kiln inspect` / `kiln image inspect`: docker's JSON view of containers and images
-//! (`kiln inspect` looks for a container of that name first, as `docker inspect` does).
+//! `kiln inspect` / `kiln image inspect`: docker's JSON view of containers, images and
+//! networks (`kiln inspect` looks for a container of that name first, then an image, then a
+//! network, as `docker inspect` does).
 
 use std::process::ExitCode;
 
@@ -10,11 +11,11 @@ use anyhow::Result;
 /// Flags of `kiln image inspect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Containers or images (names or IDs).
+    /// Containers, images or networks (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
-    /// Only this kind of object: container or image.
-    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image"])]
+    /// Only this kind of object: container, image or network.
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image", "network"])]
     kind: Option<String>,
     /// Format the output: "json" (default) or a Go-template subset such as "{{.Id}}".
     #[arg(short, long)]
@@ -41,13 +42,21 @@ pub fn run(g: &Globals, args: Args) -> Result<ExitCode> {
             },
             _ => None,
         };
-        let found = match (container, args.kind.as_deref()) {
+        let image = match (&container, args.kind.as_deref()) {
+            (None, None | Some("image")) => match engine.inspect_image(r) {
+                Ok(img) => Some(Ok(serde_json::to_value(img)?)),
+                Err(e) if e.is_not_found() && args.kind.is_none() => None,
+                Err(e) => Some(Err(e)),
+            },
+            _ => None,
+        };
+        let found = match (container.or(image), args.kind.as_deref()) {
             (Some(found), _) => found,
             (None, Some("container")) => Err(kiln_engine::Error::NotFound(format!(
                 "No such container: {r}"
             ))),
-            (None, _) => match engine.inspect_image(r) {
-                Ok(img) => Ok(serde_json::to_value(img)?),
+            (None, _) => match engine.network_inspect(r) {
+                Ok(n) => Ok(serde_json::to_value(n)?),
                 Err(e) if e.is_not_found() && args.kind.is_none() => {
                     Err(kiln_engine::Error::NotFound(format!("No such object: {r}")))
                 }

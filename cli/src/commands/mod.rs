@@ -18,6 +18,7 @@ pub mod load;
 pub mod login;
 pub mod logout;
 pub mod logs;
+pub mod network;
 pub mod parse;
 pub mod ps;
 pub mod pull;

@@ -73,6 +73,12 @@ pub struct Args {
     /// Network: none, host or default (outbound access via slirp4netns).
     #[arg(long, alias = "net", default_value = "default")]
     network: String,
+    /// A network-scoped alias for the container (user networks); may be repeated.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// The container's IPv4 address on its user network.
+    #[arg(long)]
+    ip: Option<String>,
     /// Mount the root filesystem read-only.
     #[arg(long)]
     read_only: bool,
@@ -248,6 +254,9 @@ pub(crate) fn create_options(args: &Args) -> anyhow::Result<CreateOptions> {
         }
         .healthcheck()?,
         restart_policy: RestartPolicy::parse(&args.restart)?,
+        network_aliases: args.network_alias.clone(),
+        ip: args.ip.clone(),
+        ..Default::default()
     })
 }
 

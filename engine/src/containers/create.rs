@@ -10,9 +10,7 @@ use kiln_executor::spec::{CacheSharing, NetworkMode, Resources};
 use kiln_executor::state::{ContainerRecord, Status};
 use kiln_executor::volume::Volumes;
 
-use super::config::{
-    parse_add_host, parse_network, parse_publish, parse_security_opts, parse_size, parse_ulimit,
-};
+use super::config::{parse_add_host, parse_publish, parse_security_opts, parse_size, parse_ulimit};
 use super::from_executor;
 use super::settings::{ContainerMount, ContainerSettings};
 use crate::{Engine, Error, Result, ResultExt};
@@ -96,6 +94,12 @@ pub struct CreateOptions {
     pub healthcheck: Option<super::health::Healthcheck>,
     /// `--restart` (the API's `HostConfig.RestartPolicy`).
     pub restart_policy: super::restart::RestartPolicy,
+    /// `--network-alias`: names of the container on the user network `network` names.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: its address there.
+    pub ip: Option<String>,
+    /// More user networks to join (the API's further `EndpointsConfig` entries).
+    pub extra_networks: Vec<(String, crate::networks::ConnectOptions)>,
 }
 
 /// A created container.
@@ -357,12 +361,7 @@ impl Engine {
             &options.cap_drop,
         )
         .map_err(from_executor)?;
-        let network_name = if options.network.is_empty() {
-            "default".to_string()
-        } else {
-            options.network.clone()
-        };
-        let network = parse_network(&network_name)?;
+        let (network, network_name, networks) = crate::networks::attach::for_create(self, options)?;
         let mut ports = options
             .publish
             .iter()
@@ -437,6 +436,7 @@ impl Engine {
                 image_health.as_ref(),
             ),
             restart_policy: options.restart_policy.clone(),
+            networks,
         };
         let rec = ContainerRecord {
             id: id.clone(),

@@ -104,6 +104,14 @@ pub struct EndpointSummary {
     pub gateway: String,
     /// Aliases.
     pub aliases: Option<Vec<String>>,
+    /// The prefix length of the address.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// The MAC address.
+    pub mac_address: String,
+    /// The endpoint's id.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
 }
 
 /// `NetworkSettings` of a summary.
@@ -342,6 +350,11 @@ fn mount_points(settings: &ContainerSettings) -> Vec<MountPoint> {
 /// The network's name as docker shows it: the default network is `bridge` (dockerd turns
 /// `default` into it too), kiln's being slirp4netns's user-mode NAT.
 fn network_name(settings: &ContainerSettings) -> String {
+    if crate::networks::attach::is_user_network(&settings.network_name)
+        || settings.network_name.starts_with("container:")
+    {
+        return settings.network_name.clone();
+    }
     match settings.network {
         NetworkMode::None => "none".into(),
         NetworkMode::Host => "host".into(),
@@ -358,6 +371,8 @@ fn endpoint(settings: &ContainerSettings) -> EndpointSummary {
             ip_address: kiln_executor::network::SLIRP_GUEST_IP.into(),
             gateway: kiln_executor::network::SLIRP_GATEWAY.into(),
             aliases: None,
+            ip_prefix_len: 24,
+            ..Default::default()
         },
         _ => EndpointSummary::default(),
     }
@@ -765,13 +780,22 @@ impl Engine {
     pub fn container_summaries(&self, filter: &ContainerFilter) -> Result<Vec<ContainerSummary>> {
         let store = self.containers()?;
         store.cleanup_stale();
+        self.network_sweep();
         let mut out = Vec::new();
         for rec in store.list() {
             let dir = store.dir(&rec.id);
             let settings = ContainerSettings::load(&dir).unwrap_or_default();
             let health = current_health(&settings, &dir);
             if filter.matches(&rec, &settings, health.as_ref()) {
-                out.push(summary(&rec, &settings, health.as_ref()));
+                let mut s = summary(&rec, &settings, health.as_ref());
+                if !settings.networks.is_empty() {
+                    s.network_settings.networks = crate::networks::attach::endpoint_summaries(
+                        self.root(),
+                        &rec.id,
+                        &settings,
+                    );
+                }
+                out.push(s);
             }
             if filter.limit.is_some_and(|n| out.len() >= n) {
                 break;
@@ -789,6 +813,11 @@ impl Engine {
         })?;
         let dir = store.dir(&rec.id);
         let settings = ContainerSettings::load(&dir)?;
-        Ok(inspect(&rec, &settings, &dir))
+        let mut out = inspect(&rec, &settings, &dir);
+        if !settings.networks.is_empty() {
+            out.network_settings.networks =
+                crate::networks::attach::endpoint_summaries(self.root(), &rec.id, &settings);
+        }
+        Ok(out)
     }
 }

@@ -27,7 +27,7 @@ pub use exec::{ExecOptions, ExecStdio};
 pub use health::{Health, HealthFlags, HealthResult, Healthcheck, HEALTHY, STARTING, UNHEALTHY};
 pub use inspect::{
     state_name, status_text, status_text_with_health, ContainerFilter, ContainerInspect,
-    ContainerState, ContainerSummary, HealthSummary, MountPoint, PortSummary,
+    ContainerState, ContainerSummary, EndpointSummary, HealthSummary, MountPoint, PortSummary,
 };
 pub use lifecycle::{is_running, wait_exited, ExitWatch, WaitCondition, WaitOutcome};
 pub use logs::LogsOptions;

@@ -119,6 +119,9 @@ pub struct ContainerSettings {
     /// The restart policy.
     #[serde(default)]
     pub restart_policy: super::restart::RestartPolicy,
+    /// User-defined networks joined at each start, in order (`eth0`, `eth1`, ...).
+    #[serde(default)]
+    pub networks: Vec<crate::networks::NetworkAttachment>,
 }
 
 /// Where a container's settings are.

@@ -294,6 +294,7 @@ impl Supervisor {
             ports: s.ports.clone(),
             extra_hosts: s.extra_hosts.clone(),
             dns: s.dns.clone(),
+            ..Default::default()
         };
         spec.resources = s.resources.clone();
         Ok(spec)
@@ -410,6 +411,18 @@ impl Supervisor {
             return None;
         }
 
+        if let Err(e) = crate::networks::attach::join_all(
+            &self.root,
+            &self.rec,
+            &self.settings,
+            &mut spec.network,
+        ) {
+            let message = e.display_chain();
+            fail(report, &message);
+            self.rec.error = Some(message);
+            self.finish(125);
+            return None;
+        }
         let running = match kiln_executor::launch::start(spec) {
             Ok(r) => r,
             Err(e) => {
@@ -429,6 +442,7 @@ impl Supervisor {
         let started = Instant::now();
         self.rec.status = Status::Running;
         self.rec.pid = Some(running.pid);
+        crate::networks::attach::record_netns(&self.root, &self.rec.id, running.pid);
         self.rec.started_at = Some(now_nanos());
         self.rec.ports = running
             .ports
@@ -620,6 +634,7 @@ impl Supervisor {
     /// Records the end of this run: the exit file, then the record (or the removal for
     /// `--rm`). A container removed meanwhile (`rm -f`) is left gone.
     fn finish(&mut self, code: i32) {
+        crate::networks::attach::leave_all(&self.root, &self.rec.id);
         let _ = std::fs::remove_file(self.dir.join(ATTACH_SOCKET));
         write_exit_file(&self.dir, code);
         let Ok(current) = self.store.load(&self.rec.id) else {
