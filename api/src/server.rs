@@ -191,8 +191,51 @@ async fn trim_when_idle(tracker: Arc<Tracker>) {
         tracker.idle_for(Duration::from_secs(1)).await;
         // SAFETY: malloc_trim has no preconditions; it only returns free pages.
         unsafe { libc::malloc_trim(0) };
+        release_code_pages();
         tracker.busy().await;
     }
+}
+
+/// Drops the idle service's hold on the kiln binary's code pages. One binary serves every
+/// command, so a service that ran a build and a few containers has touched most of its
+/// ~14 MiB of code, all of it counted in its RSS for as long as it lives (measured: 13.7 of
+/// 18 MiB after bench/engine-api.sh). The pages stay in the page cache; the next request
+/// maps back the ones it runs, with minor faults.
+fn release_code_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for (start, end) in executable_ranges(&maps, &exe.to_string_lossy()) {
+        // SAFETY: the range is a whole mapping of our own executable that is mapped
+        // executable and never writable (r-xp): its pages are clean copies of the file, so
+        // MADV_DONTNEED only unmaps them and the next access reads them back unchanged.
+        // Writable or relocated mappings (data, RELRO) are never passed here: dropping those
+        // would lose what was written to them.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+/// The `r-xp` mappings of the file `exe` in a `/proc/PID/maps` text.
+fn executable_ranges(maps: &str, exe: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let range = f.next()?;
+            let perms = f.next()?;
+            let path = f.nth(3)?;
+            if perms != "r-xp" || path != exe {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// What every connection shares.
@@ -516,6 +559,28 @@ pub fn run(options: ServeOptions, engine: Arc<kiln_engine::Engine>) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_executables_code_mappings_are_released() {
+        let maps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fd:00 12 /usr/bin/kiln
+55d0a0100000-55d0a0f00000 r-xp 00100000 fd:00 12 /usr/bin/kiln
+55d0a0f00000-55d0a1000000 r--p 00f00000 fd:00 12 /usr/bin/kiln
+55d0a1000000-55d0a1010000 rw-p 01000000 fd:00 12 /usr/bin/kiln
+7f0000000000-7f0000100000 r-xp 00000000 fd:00 34 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+";
+        assert_eq!(
+            executable_ranges(maps, "/usr/bin/kiln"),
+            [(0x55d0a0100000, 0x55d0a0f00000)]
+        );
+        // Really run it: the process goes on working afterwards.
+        release_code_pages();
+        assert_eq!(
+            socket_path("/tmp/k.sock").unwrap(),
+            Path::new("/tmp/k.sock")
+        );
+    }
 
     #[test]
     fn socket_uris() {
