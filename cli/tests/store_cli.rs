@@ -74,7 +74,10 @@ fn images_history_tag_rmi_inspect_like_docker() {
         ok && out.contains("Untagged: app:1") && out.contains("Deleted: sha256:"),
         "{out}"
     );
+    // docker's words when no container, image or network has the name.
     let (ok, _, err) = run(kiln(&root).args(["inspect", "app:1"]));
+    assert!(!ok && err.contains("No such object: app:1"), "{err}");
+    let (ok, _, err) = run(kiln(&root).args(["image", "inspect", "app:1"]));
     assert!(!ok && err.contains("no such image"), "{err}");
     let (ok, out, _) = run(kiln(&root).args(["system", "df"]));
     assert!(
