@@ -58,22 +58,37 @@ fn up_ps_exec_down() {
 
     let ps = compose_ok(&m, &project, &["ps"]);
     assert!(ps.starts_with("NAME"), "{ps}");
-    assert!(ps.contains("cproj-app-1") && ps.contains("cproj-side-1"), "{ps}");
+    assert!(
+        ps.contains("cproj-app-1") && ps.contains("cproj-side-1"),
+        "{ps}"
+    );
     assert!(m.ok(&["network", "ls"]).contains("cproj_default"));
     assert!(m.ok(&["volume", "ls"]).contains("cproj_data"));
 
     let msg = compose_ok(&m, &project, &["exec", "-T", "app", "cat", "/msg"]);
     assert_eq!(msg, "built here\n");
-    let env = compose_ok(&m, &project, &["exec", "-T", "app", "sh", "-c", "echo $GREETING"]);
+    let env = compose_ok(
+        &m,
+        &project,
+        &["exec", "-T", "app", "sh", "-c", "echo $GREETING"],
+    );
     assert_eq!(env, "hi\n");
-    compose_ok(&m, &project, &["exec", "-T", "app", "sh", "-c", "echo kept >/data/f"]);
+    compose_ok(
+        &m,
+        &project,
+        &["exec", "-T", "app", "sh", "-c", "echo kept >/data/f"],
+    );
     // the service name resolves on the project's network
     let ping = compose(&m, &project, &["exec", "-T", "side", "nslookup", "app"]);
     assert!(ping.status.success(), "{}", common::log(&ping));
 
     // a second up keeps the unchanged containers
     let again = compose(&m, &project, &["up", "-d"]);
-    assert!(common::log(&again).contains("Container cproj-app-1  Running"), "{}", common::log(&again));
+    assert!(
+        common::log(&again).contains("Container cproj-app-1  Running"),
+        "{}",
+        common::log(&again)
+    );
 
     compose_ok(&m, &project, &["down", "-v"]);
     assert!(!m.ok(&["ps", "-a"]).contains("cproj-"));
@@ -95,7 +110,11 @@ fn a_bad_file_starts_nothing() {
     );
     let out = compose(&m, &project, &["up", "-d"]);
     assert!(!out.status.success());
-    assert!(common::log(&out).contains("compose.yaml"), "{}", common::log(&out));
+    assert!(
+        common::log(&out).contains("compose.yaml"),
+        "{}",
+        common::log(&out)
+    );
     assert!(!m.ok(&["ps", "-a"]).contains("badproj"));
     assert!(!m.ok(&["network", "ls"]).contains("badproj"));
 }

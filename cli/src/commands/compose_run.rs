@@ -248,7 +248,13 @@ impl Printer {
                 );
             }
         } else {
-            let _ = writeln!(err, " {} {}  {}", event.kind.word(), event.name, event.status);
+            let _ = writeln!(
+                err,
+                " {} {}  {}",
+                event.kind.word(),
+                event.name,
+                event.status
+            );
         }
     }
 
@@ -312,7 +318,13 @@ fn pull_service(engine: &Engine, service: &Service) -> anyhow::Result<()> {
         rendering.progress(),
     );
     rendering.finish();
-    pulled.map_err(|e| anyhow!("service \"{}\": pulling {}: {e}", service.name, service.image_name()))?;
+    pulled.map_err(|e| {
+        anyhow!(
+            "service \"{}\": pulling {}: {e}",
+            service.name,
+            service.image_name()
+        )
+    })?;
     Ok(())
 }
 
@@ -343,7 +355,10 @@ fn parse_scale(items: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
             let (name, n) = item
                 .split_once('=')
                 .ok_or_else(|| anyhow!("invalid --scale {item:?}: want SERVICE=NUM"))?;
-            Ok((name.to_string(), n.parse().map_err(|_| anyhow!("invalid --scale {item:?}"))?))
+            Ok((
+                name.to_string(),
+                n.parse().map_err(|_| anyhow!("invalid --scale {item:?}"))?,
+            ))
         })
         .collect()
 }
@@ -573,7 +588,9 @@ pub fn ps(engine: &Engine, project: &Project, args: &PsArgs) -> anyhow::Result<E
         })
         .collect();
     print_table(
-        &["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"],
+        &[
+            "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+        ],
         &rows,
     );
     Ok(ExitCode::SUCCESS)
@@ -647,8 +664,16 @@ pub fn exec(engine: &Engine, project: &Project, args: &ExecArgs) -> anyhow::Resu
         } else {
             StdioSpec::Null
         },
-        stdout: if args.detach { StdioSpec::Null } else { StdioSpec::Inherit },
-        stderr: if args.detach { StdioSpec::Null } else { StdioSpec::Inherit },
+        stdout: if args.detach {
+            StdioSpec::Null
+        } else {
+            StdioSpec::Inherit
+        },
+        stderr: if args.detach {
+            StdioSpec::Null
+        } else {
+            StdioSpec::Inherit
+        },
     };
     let forward = SignalForwarder::install();
     let running = match engine.exec_in_container(&container.summary.id, &options, stdio) {
@@ -677,7 +702,8 @@ pub fn exec(engine: &Engine, project: &Project, args: &ExecArgs) -> anyhow::Resu
 pub fn run(engine: &Engine, project: &Project, args: &RunArgs) -> anyhow::Result<ExitCode> {
     check_services(project, std::slice::from_ref(&args.service))?;
     if let Some(service) = project.service(&args.service) {
-        let mut services = runtime::with_dependencies(project, std::slice::from_ref(&args.service))?;
+        let mut services =
+            runtime::with_dependencies(project, std::slice::from_ref(&args.service))?;
         if args.no_deps {
             services.retain(|s| s.name == service.name);
         }
@@ -775,7 +801,10 @@ pub fn images(engine: &Engine, project: &Project, args: &ServicesArgs) -> anyhow
             size,
         ]);
     }
-    print_table(&["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"], &rows);
+    print_table(
+        &["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -816,7 +845,14 @@ pub fn port(engine: &Engine, project: &Project, args: &PortArgs) -> anyhow::Resu
         .ports
         .iter()
         .find(|p| p.private_port == args.port && p.kind == args.protocol && p.public_port != 0)
-        .ok_or_else(|| anyhow!("no port {}/{} for container {}", args.port, args.protocol, c.name()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "no port {}/{} for container {}",
+                args.port,
+                args.protocol,
+                c.name()
+            )
+        })?;
     println!("{}:{}", found.ip, found.public_port);
     Ok(ExitCode::SUCCESS)
 }

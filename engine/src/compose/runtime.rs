@@ -143,7 +143,10 @@ struct Made {
 
 /// The replica count of a service under `--scale`.
 fn replicas(service: &Service, scale: &BTreeMap<String, u32>) -> u32 {
-    scale.get(&service.name).copied().unwrap_or(service.replicas)
+    scale
+        .get(&service.name)
+        .copied()
+        .unwrap_or(service.replicas)
 }
 
 /// The services `wanted` names and everything they depend on, in dependency order.
@@ -440,7 +443,12 @@ impl Engine {
             })
     }
 
-    fn compose_networks(&self, project: &Project, made: &mut Made, events: ComposeEvents<'_>) -> Result<()> {
+    fn compose_networks(
+        &self,
+        project: &Project,
+        made: &mut Made,
+        events: ComposeEvents<'_>,
+    ) -> Result<()> {
         for (key, network) in &project.networks {
             let exists = self.find_network(&network.name).is_ok();
             if network.external {
@@ -455,7 +463,13 @@ impl Engine {
             if exists {
                 continue;
             }
-            emit(events, ResourceKind::Network, &network.name, "Creating", false);
+            emit(
+                events,
+                ResourceKind::Network,
+                &network.name,
+                "Creating",
+                false,
+            );
             let subnet = network
                 .ipam
                 .as_ref()
@@ -475,12 +489,23 @@ impl Engine {
                 labels: project.network_labels(key),
             })?;
             made.networks.push(network.name.clone());
-            emit(events, ResourceKind::Network, &network.name, "Created", true);
+            emit(
+                events,
+                ResourceKind::Network,
+                &network.name,
+                "Created",
+                true,
+            );
         }
         Ok(())
     }
 
-    fn compose_volumes(&self, project: &Project, made: &mut Made, events: ComposeEvents<'_>) -> Result<()> {
+    fn compose_volumes(
+        &self,
+        project: &Project,
+        made: &mut Made,
+        events: ComposeEvents<'_>,
+    ) -> Result<()> {
         for (key, volume) in &project.volumes {
             let exists = self.inspect_volume(&volume.name).is_ok();
             if volume.external {
@@ -495,7 +520,13 @@ impl Engine {
             if exists {
                 continue;
             }
-            emit(events, ResourceKind::Volume, &volume.name, "Creating", false);
+            emit(
+                events,
+                ResourceKind::Volume,
+                &volume.name,
+                "Creating",
+                false,
+            );
             self.create_volume_with(&VolumeCreate {
                 name: Some(volume.name.clone()),
                 driver: volume.driver.clone(),
@@ -754,7 +785,10 @@ impl Engine {
                 let inspect = self.inspect_container(&container.summary.id)?;
                 let state = &inspect.state;
                 if !state.running {
-                    return Err(Error::Conflict(format!("container {name} exited ({})", state.exit_code)));
+                    return Err(Error::Conflict(format!(
+                        "container {name} exited ({})",
+                        state.exit_code
+                    )));
                 }
                 match state.health.as_ref().map(|h| h.status.as_str()) {
                     None | Some("healthy") => break,
@@ -932,7 +966,9 @@ impl Engine {
     ) -> Result<()> {
         let containers = self.compose_selected(project, services, false)?;
         if containers.is_empty() {
-            return Err(Error::NotFound("service(s) have no container to start".into()));
+            return Err(Error::NotFound(
+                "service(s) have no container to start".into(),
+            ));
         }
         let mut waited: Vec<String> = Vec::new();
         for container in containers {
@@ -941,7 +977,12 @@ impl Engine {
             }
             if !waited.contains(&container.service) {
                 if let Some(service) = project.service(&container.service) {
-                    self.compose_wait_dependencies(project, service, Duration::from_secs(600), events)?;
+                    self.compose_wait_dependencies(
+                        project,
+                        service,
+                        Duration::from_secs(600),
+                        events,
+                    )?;
                 }
                 waited.push(container.service.clone());
             }
