@@ -384,11 +384,14 @@ pub fn up(engine: &Engine, project: &Project, args: &UpArgs) -> anyhow::Result<E
     // container has exited
     let interrupted = Arc::new(AtomicBool::new(false));
     install_interrupt(&interrupted)?;
-    let containers = engine.compose_containers(&project.name, false, false)?;
+    // every container of the services, also one that already ended (its output is shown)
+    let containers = engine.compose_containers(&project.name, true, false)?;
     let selected: Vec<ProjectContainer> = containers
         .into_iter()
         .filter(|c| args.services.is_empty() || args.services.contains(&c.service))
         .collect();
+    let names: Vec<String> = selected.iter().map(prefix_name).collect();
+    println!("Attaching to {}", names.join(", "));
     let followers = follow_logs(engine, &selected, false, None, false);
     loop {
         std::thread::sleep(Duration::from_millis(200));
