@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => commands::logout::run(args),
         Command::Pull(args) => commands::pull::run(&globals, args),
         Command::Push(args) => commands::push::run(&globals, args),
-        Command::Compose(args) => commands::compose::run(args),
+        Command::Compose(args) => commands::compose::run(&globals, args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,8 @@
 //! `kiln compose [-f FILE]... [-p NAME] [--project-directory DIR] [--env-file FILE]...
-//! [--profile P]... config`: the compose project, loaded by the engine's compose module, as
-//! docker compose v2 shows it.
+//! [--profile P]... COMMAND`: the compose project, loaded by the engine's compose module, as
+//! docker compose v2 shows it (`config`) and runs it (`up`, `down`, `ps`, `logs`, `exec`,
+//! `run`, ...: `kiln_engine::compose::runtime`); this module parses the flags and prints
+//! the engine's events as compose's lines.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +38,38 @@ enum ComposeCommand {
     /// Parse, resolve and render the compose files in canonical form.
     #[command(alias = "convert")]
     Config(ConfigArgs),
+    /// Create and start containers.
+    Up(super::compose_run::UpArgs),
+    /// Stop and remove containers, networks.
+    Down(super::compose_run::DownArgs),
+    /// List containers.
+    Ps(super::compose_run::PsArgs),
+    /// View output from containers.
+    Logs(super::compose_run::LogsArgs),
+    /// Build or rebuild services.
+    Build(super::compose_run::ServicesArgs),
+    /// Pull service images.
+    Pull(super::compose_run::ServicesArgs),
+    /// Execute a command in a running container.
+    Exec(super::compose_run::ExecArgs),
+    /// Run a one-off command on a service.
+    Run(super::compose_run::RunArgs),
+    /// Start services.
+    Start(super::compose_run::ServicesArgs),
+    /// Stop services.
+    Stop(super::compose_run::StopArgs),
+    /// Restart service containers.
+    Restart(super::compose_run::StopArgs),
+    /// Force stop service containers.
+    Kill(super::compose_run::KillArgs),
+    /// Removes stopped service containers.
+    Rm(super::compose_run::RmArgs),
+    /// List images used by the created containers.
+    Images(super::compose_run::ServicesArgs),
+    /// Display the running processes.
+    Top(super::compose_run::ServicesArgs),
+    /// Print the public port for a port binding.
+    Port(super::compose_run::PortArgs),
 }
 
 /// Flags of `kiln compose config`.
@@ -106,7 +140,7 @@ impl Args {
     }
 
     /// Loads the project, printing its warnings as docker compose does.
-    fn load(&self) -> anyhow::Result<Project> {
+    pub(crate) fn load(&self) -> anyhow::Result<Project> {
         let project = compose::load(&self.options()?).map_err(kiln_engine::Error::from)?;
         for warning in &project.warnings {
             eprintln!("WARN[0000] {warning}");
@@ -116,8 +150,26 @@ impl Args {
 }
 
 /// Runs a `kiln compose` subcommand.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
+    use super::compose_run as r;
+    let engine = kiln_engine::Engine::new(&globals.root);
     match &args.command {
+        ComposeCommand::Up(a) => r::up(&engine, &args.load()?, a),
+        ComposeCommand::Down(a) => r::down(&engine, &args.load()?, a),
+        ComposeCommand::Ps(a) => r::ps(&engine, &args.load()?, a),
+        ComposeCommand::Logs(a) => r::logs(&engine, &args.load()?, a),
+        ComposeCommand::Build(a) => r::build(&engine, &args.load()?, a),
+        ComposeCommand::Pull(a) => r::pull(&engine, &args.load()?, a),
+        ComposeCommand::Exec(a) => r::exec(&engine, &args.load()?, a),
+        ComposeCommand::Run(a) => r::run(&engine, &args.load()?, a),
+        ComposeCommand::Start(a) => r::start(&engine, &args.load()?, a),
+        ComposeCommand::Stop(a) => r::stop(&engine, &args.load()?, a),
+        ComposeCommand::Restart(a) => r::restart(&engine, &args.load()?, a),
+        ComposeCommand::Kill(a) => r::kill(&engine, &args.load()?, a),
+        ComposeCommand::Rm(a) => r::rm(&engine, &args.load()?, a),
+        ComposeCommand::Images(a) => r::images(&engine, &args.load()?, a),
+        ComposeCommand::Top(a) => r::top(&engine, &args.load()?, a),
+        ComposeCommand::Port(a) => r::port(&engine, &args.load()?, a),
         ComposeCommand::Config(config) => {
             let project = args.load()?;
             let text = render_config(&project, config)?;

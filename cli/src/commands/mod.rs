@@ -3,6 +3,7 @@
 pub mod build;
 pub mod completion;
 pub mod compose;
+pub mod compose_run;
 pub mod container;
 pub mod cp;
 pub mod debug;

@@ -18,6 +18,7 @@ mod load;
 mod merge;
 mod model;
 mod normalize;
+pub mod runtime;
 mod schema;
 mod syntax;
 mod yaml;
