@@ -15,7 +15,9 @@ use kiln_engine::compose::{self, Project, ProjectOptions};
 pub struct Args {
     /// Compose configuration files, merged in order (default: compose.yaml or the other
     /// default names, and the override file next to it); `-` is standard input.
-    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    // Not global: `logs -f` and `exec`'s flags use `-f` for their own, as compose's do; the
+    // files are named before the subcommand (`kiln compose -f FILE up`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name`, the directory's name).
     #[arg(short = 'p', long = "project-name", value_name = "NAME", global = true)]
